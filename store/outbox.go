@@ -26,6 +26,8 @@ type Batch struct {
 	Channel    string
 	Attempts   int  // including this one
 	Recovered  bool // in flight when its previous worker vanished: these recipients may get it twice
+	First      int64 // recipient ids in [First, Last]
+	Last       int64
 	Recipients []BatchRecipient
 }
 
@@ -71,12 +73,12 @@ func (s *DB) ClaimBatch(ctx context.Context, channel, owner string, size int, le
 		until := now + lease.Milliseconds()
 		for _, j := range jobs {
 			// A batch to send again: its worker vanished, or its retry is due.
-			var id int64
+			var id, first, last int64
 			var state string
 			var attempts, recovered int
-			err := tx.QueryRowContext(ctx, `SELECT id, state, attempts, recovered FROM batches WHERE job_id = ?
-				AND ((state = 'inflight' AND lease_until < ?) OR (state = 'retry' AND next_at <= ?)) ORDER BY id LIMIT 1`,
-				j.id, now, now).Scan(&id, &state, &attempts, &recovered)
+			err := tx.QueryRowContext(ctx, `SELECT id, state, attempts, recovered, first_recipient, last_recipient FROM batches
+				WHERE job_id = ? AND ((state = 'inflight' AND lease_until < ?) OR (state = 'retry' AND next_at <= ?))
+				ORDER BY id LIMIT 1`, j.id, now, now).Scan(&id, &state, &attempts, &recovered, &first, &last)
 			switch {
 			case err == nil:
 				wasInflight := state == "inflight"
@@ -87,7 +89,8 @@ func (s *DB) ClaimBatch(ctx context.Context, channel, owner string, size int, le
 					lease_owner = ?, lease_until = ? WHERE id = ?`, recovered, owner, until, id); err != nil {
 					return fmt.Errorf("reclaim batch %d: %w", id, err)
 				}
-				b = &Batch{ID: id, JobID: j.id, UpdateID: j.update, Channel: channel, Attempts: attempts + 1, Recovered: recovered > 0}
+				b = &Batch{ID: id, JobID: j.id, UpdateID: j.update, Channel: channel, Attempts: attempts + 1,
+					Recovered: recovered > 0, First: first, Last: last}
 				if wasInflight {
 					detail, _ := json.Marshal(map[string]any{"batch": id, "job": j.id, "attempt": attempts + 1})
 					if err := audit(ctx, tx, now, owner, "batch.recovered", fmt.Sprintf("update %d %s", j.update, channel), detail); err != nil {
@@ -99,38 +102,36 @@ func (s *DB) ClaimBatch(ctx context.Context, channel, owner string, size int, le
 				return fmt.Errorf("find batch to resend: %w", err)
 			}
 
-			// A new batch of queued recipients.
-			r, err := tx.ExecContext(ctx, `INSERT INTO batches (job_id, update_id, channel, state, size, lease_owner, lease_until, created_at)
-				VALUES (?, ?, ?, 'inflight', 0, ?, ?, ?)`, j.id, j.update, channel, owner, until, now)
+			// A new batch: the next recipients behind the job's cursor.
+			var n int
+			var cursor int64
+			if err := tx.QueryRowContext(ctx, `SELECT cursor FROM jobs WHERE id = ?`, j.id).Scan(&cursor); err != nil {
+				return fmt.Errorf("read job cursor: %w", err)
+			}
+			if err := tx.QueryRowContext(ctx, `SELECT count(*), COALESCE(min(recipient_id), 0), COALESCE(max(recipient_id), 0)
+				FROM (SELECT recipient_id FROM deliveries WHERE update_id = ? AND channel = ? AND recipient_id > ?
+				ORDER BY recipient_id LIMIT ?)`, j.update, channel, cursor, size).Scan(&n, &first, &last); err != nil {
+				return fmt.Errorf("cut batch: %w", err)
+			}
+			if n == 0 {
+				if err := finishJobIfDrained(ctx, tx, j.id, now); err != nil {
+					return err
+				}
+				continue
+			}
+			r, err := tx.ExecContext(ctx, `INSERT INTO batches (job_id, update_id, channel, state, size, first_recipient,
+				last_recipient, lease_owner, lease_until, created_at) VALUES (?, ?, ?, 'inflight', ?, ?, ?, ?, ?, ?)`,
+				j.id, j.update, channel, n, first, last, owner, until, now)
 			if err != nil {
 				return fmt.Errorf("create batch: %w", err)
 			}
 			id, _ = r.LastInsertId()
-			r, err = tx.ExecContext(ctx, `UPDATE deliveries SET state = 'inflight', batch_id = ?
-				WHERE update_id = ? AND channel = ? AND state = 'queued' AND recipient_id IN (
-					SELECT recipient_id FROM deliveries WHERE update_id = ? AND channel = ? AND state = 'queued'
-					ORDER BY recipient_id LIMIT ?)`, id, j.update, channel, j.update, channel, size)
-			if err != nil {
-				return fmt.Errorf("fill batch: %w", err)
+			if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'running', cursor = ?, updated_at = ? WHERE id = ?`,
+				last, now, j.id); err != nil {
+				return fmt.Errorf("advance job cursor: %w", err)
 			}
-			n, _ := r.RowsAffected()
-			if n > 0 {
-				if _, err := tx.ExecContext(ctx, `UPDATE batches SET size = ? WHERE id = ?`, n, id); err != nil {
-					return err
-				}
-				if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'running', updated_at = ? WHERE id = ? AND state = 'queued'`,
-					now, j.id); err != nil {
-					return err
-				}
-				b = &Batch{ID: id, JobID: j.id, UpdateID: j.update, Channel: channel, Attempts: 1}
-				return loadBatchRecipients(ctx, tx, b)
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM batches WHERE id = ?`, id); err != nil {
-				return err
-			}
-			if err := finishJobIfDrained(ctx, tx, j.id, now); err != nil {
-				return err
-			}
+			b = &Batch{ID: id, JobID: j.id, UpdateID: j.update, Channel: channel, Attempts: 1, First: first, Last: last}
+			return loadBatchRecipients(ctx, tx, b)
 		}
 		return nil // nothing due; drained jobs were marked done, so commit
 	})
@@ -148,7 +149,9 @@ func (s *DB) ClaimBatch(ctx context.Context, channel, owner string, size int, le
 
 func loadBatchRecipients(ctx context.Context, tx *sql.Tx, b *Batch) error {
 	rows, err := tx.QueryContext(ctx, `SELECT r.id, r.email, r.name, r.locale, r.attrs, d.message_id, d.thread_ref
-		FROM deliveries d JOIN recipients r ON r.id = d.recipient_id WHERE d.batch_id = ? ORDER BY d.recipient_id`, b.ID)
+		FROM deliveries d JOIN recipients r ON r.id = d.recipient_id
+		WHERE d.update_id = ? AND d.channel = ? AND d.recipient_id BETWEEN ? AND ? ORDER BY d.recipient_id`,
+		b.UpdateID, b.Channel, b.First, b.Last)
 	if err != nil {
 		return fmt.Errorf("load batch %d: %w", b.ID, err)
 	}
@@ -202,7 +205,8 @@ func (s *DB) MarkBatchSent(ctx context.Context, b *Batch, owner, providerID stri
 		if n, _ := r.RowsAffected(); n == 0 {
 			return ErrLeaseLost
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE deliveries SET state = 'sent', sent_at = ?, error = '' WHERE batch_id = ?`, now, b.ID)
+		_, err = tx.ExecContext(ctx, `UPDATE deliveries SET state = 'sent', batch_id = ?, sent_at = ?, error = ''
+			WHERE update_id = ? AND channel = ? AND recipient_id BETWEEN ? AND ?`, b.ID, now, b.UpdateID, b.Channel, b.First, b.Last)
 		return err
 	})
 	if err != nil {
@@ -250,7 +254,8 @@ func (s *DB) FailBatch(ctx context.Context, b *Batch, owner, reason string) erro
 		if n, _ := r.RowsAffected(); n == 0 {
 			return ErrLeaseLost
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'failed', error = ? WHERE batch_id = ?`, reason, b.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'failed', batch_id = ?, error = ?
+			WHERE update_id = ? AND channel = ? AND recipient_id BETWEEN ? AND ?`, b.ID, reason, b.UpdateID, b.Channel, b.First, b.Last); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE jobs SET last_error = ?, updated_at = ? WHERE id = ?`, reason, now, b.JobID)

@@ -102,16 +102,17 @@ func (s *DB) countChannel(ctx context.Context, p *ChannelProgress) error {
 	if p.Channel == "twitter" || p.Channel == "facebook" {
 		return nil
 	}
-	// Batches waiting for a retry are not in anyone's hands: count them queued.
-	var waiting int
-	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(size), 0) FROM batches WHERE job_id =
-		(SELECT id FROM jobs WHERE update_id = ? AND channel = ?) AND state = 'retry'`, p.UpdateID, p.Channel).Scan(&waiting); err != nil {
-		return fmt.Errorf("count waiting batches: %w", err)
+	// Rows stay queued while their batch is in flight: split those out, and
+	// count batches waiting for a retry as queued (nobody holds them).
+	var inflight int
+	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(size), 0) FROM batches WHERE update_id = ? AND channel = ?
+		AND state = 'inflight'`, p.UpdateID, p.Channel).Scan(&inflight); err != nil {
+		return fmt.Errorf("count batches in flight: %w", err)
 	}
-	p.Inflight -= waiting
-	p.Queued += waiting
-	return s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(size), 0) FROM batches WHERE job_id =
-		(SELECT id FROM jobs WHERE update_id = ? AND channel = ?) AND recovered > 0`, p.UpdateID, p.Channel).Scan(&p.Recovered)
+	p.Queued -= inflight
+	p.Inflight += inflight
+	return s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(size), 0) FROM batches WHERE update_id = ? AND channel = ?
+		AND recovered > 0`, p.UpdateID, p.Channel).Scan(&p.Recovered)
 }
 
 // LedgerBatch is one provider request as the ledger records it.
@@ -152,8 +153,9 @@ func (s *DB) Batches(ctx context.Context, updateID int64, channel string, recove
 
 // BatchRecipientEmails returns the addresses of a batch.
 func (s *DB) BatchRecipientEmails(ctx context.Context, batchID int64) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT r.email FROM deliveries d JOIN recipients r ON r.id = d.recipient_id
-		WHERE d.batch_id = ? ORDER BY r.id`, batchID)
+	rows, err := s.db.QueryContext(ctx, `SELECT r.email FROM batches b JOIN deliveries d ON d.update_id = b.update_id
+		AND d.channel = b.channel AND d.recipient_id BETWEEN b.first_recipient AND b.last_recipient
+		JOIN recipients r ON r.id = d.recipient_id WHERE b.id = ? ORDER BY r.id`, batchID)
 	if err != nil {
 		return nil, fmt.Errorf("list batch %d: %w", batchID, err)
 	}
@@ -176,7 +178,11 @@ func (s *DB) Missing(ctx context.Context, updateID int64, channel string, limit 
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT r.email, d.state, d.error FROM deliveries d JOIN recipients r ON r.id = d.recipient_id
+	// Queued rows behind the job's cursor belong to a batch in flight.
+	rows, err := s.db.QueryContext(ctx, `SELECT r.email,
+		CASE WHEN d.state = 'queued' AND d.recipient_id <= j.cursor THEN 'inflight' ELSE d.state END, d.error
+		FROM deliveries d JOIN recipients r ON r.id = d.recipient_id
+		JOIN jobs j ON j.update_id = d.update_id AND j.channel = d.channel
 		WHERE d.update_id = ? AND d.channel = ? AND d.state <> 'sent' ORDER BY d.recipient_id LIMIT ?`, updateID, channel, limit)
 	if err != nil {
 		return fmt.Errorf("list missing recipients: %w", err)

@@ -87,6 +87,7 @@ CREATE TABLE jobs (
     channel     TEXT    NOT NULL,
     state       TEXT    NOT NULL, -- queued | running | done | failed
     total       INTEGER NOT NULL DEFAULT 0,
+    cursor      INTEGER NOT NULL DEFAULT 0, -- batch jobs: the last recipient id handed to a batch
     attempts    INTEGER NOT NULL DEFAULT 0,
     next_at     INTEGER NOT NULL DEFAULT 0, -- not before (backoff, rate limit)
     lease_owner TEXT    NOT NULL DEFAULT '',
@@ -99,9 +100,11 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_open ON jobs (channel, state, next_at);
 
--- A batch is one provider request. Its recipients stay bound to it until it
--- is sent or fails, so a batch that was in flight when its worker died is sent
--- again as the same batch, and the ledger names it.
+-- A batch is one provider request: the job's recipients with ids in
+-- (first_recipient - 1, last_recipient]. Batches are cut in recipient-id order
+-- behind the job's cursor, so they never overlap, and a batch stays the same
+-- batch until it is sent or fails: one that was in flight when its worker died
+-- is sent again as itself, and the ledger names it.
 CREATE TABLE batches (
     id          INTEGER PRIMARY KEY,
     job_id      INTEGER NOT NULL REFERENCES jobs (id),
@@ -109,6 +112,8 @@ CREATE TABLE batches (
     channel     TEXT    NOT NULL,
     state       TEXT    NOT NULL, -- inflight | retry | sent | failed
     size        INTEGER NOT NULL,
+    first_recipient INTEGER NOT NULL,
+    last_recipient  INTEGER NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 1,
     recovered   INTEGER NOT NULL DEFAULT 0, -- times taken over after its worker vanished mid-send
     lease_owner TEXT    NOT NULL DEFAULT '',
@@ -121,12 +126,13 @@ CREATE TABLE batches (
 );
 CREATE INDEX batches_open ON batches (job_id, state);
 
--- The delivery ledger: one row per (update, channel, recipient).
+-- The delivery ledger: one row per (update, channel, recipient). A row stays
+-- queued while its batch is in flight; batch_id is set when the batch ends.
 CREATE TABLE deliveries (
     update_id    INTEGER NOT NULL,
     channel      TEXT    NOT NULL,
     recipient_id INTEGER NOT NULL,
-    state        TEXT    NOT NULL, -- queued | inflight | sent | failed
+    state        TEXT    NOT NULL, -- queued | sent | failed
     batch_id     INTEGER NOT NULL DEFAULT 0,
     message_id   TEXT    NOT NULL, -- our Message-ID for this recipient
     thread_ref   TEXT    NOT NULL DEFAULT '', -- Message-ID of this recipient's first notice of the incident
@@ -134,8 +140,6 @@ CREATE TABLE deliveries (
     error        TEXT    NOT NULL DEFAULT '',
     PRIMARY KEY (update_id, channel, recipient_id)
 ) WITHOUT ROWID;
-CREATE INDEX deliveries_queue ON deliveries (update_id, channel, state, recipient_id);
-CREATE INDEX deliveries_batch ON deliveries (batch_id);
 
 -- Social posts of an update: an X thread (seq 1..n) or a Facebook post.
 CREATE TABLE posts (
