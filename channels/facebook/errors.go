@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,11 +59,24 @@ func graphError(op, perm string, status int, h http.Header, ge *fb.Error, now ti
 			"; renew the Page token and update the facebook channel's configuration"
 	case code == 3 || code == 10 || (code >= 200 && code <= 299):
 		e.Code, e.Permanent = CodePermission, true
-		missing := perm
-		if m := permissionRE.FindString(words); m != "" {
-			missing = m
+		var named []string
+		for _, m := range permissionRE.FindAllString(words, -1) {
+			if !slices.Contains(named, m) {
+				named = append(named, m)
+			}
 		}
-		e.Message = "the Facebook Page token lacks the " + missing + " permission " + said +
+		if len(named) == 0 && perm != "" {
+			named = []string{perm}
+		}
+		what := "a permission it needs"
+		switch len(named) {
+		case 0:
+		case 1:
+			what = "the " + named[0] + " permission"
+		default:
+			what = "the " + strings.Join(named, " and ") + " permissions"
+		}
+		e.Message = "the Facebook Page token lacks " + what + " " + said +
 			"; grant it to the app and generate a new Page token"
 	case code == 506:
 		e.Code, e.Permanent = CodeDuplicate, true

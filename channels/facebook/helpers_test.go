@@ -214,3 +214,7 @@ func post(h http.Handler, body []byte, sig string) *httptest.ResponseRecorder {
 	h.ServeHTTP(w, r)
 	return w
 }
+
+func newTestLogger(buf *bytes.Buffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(&lockedWriter{buf: buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
