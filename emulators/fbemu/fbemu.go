@@ -134,6 +134,7 @@ type Server struct {
 	perms       []string
 	latency     time.Duration
 	failNext    []GraphError
+	failPath    map[string][]GraphError
 	webhookURL  string
 	traces      int64
 
@@ -374,6 +375,20 @@ func (s *Server) FailNext(n int, e GraphError) {
 	}
 }
 
+// FailPath makes the next n requests to path (without the version, as
+// "{post-id}/comments") fail with e; other paths are unaffected.
+func (s *Server) FailPath(path string, n int, e GraphError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failPath == nil {
+		s.failPath = map[string][]GraphError{}
+	}
+	p := strings.Trim(path, "/")
+	for range n {
+		s.failPath[p] = append(s.failPath[p], e)
+	}
+}
+
 // RateLimitNext makes the next n requests fail with rate-limit error code
 // (4 app, 17 user, 32 page, 613 custom, 80001 page business use case), with
 // X-App-Usage and X-Business-Use-Case-Usage headers saying access returns in
@@ -555,7 +570,11 @@ func (s *Server) serve(r *http.Request, rec *Request) (any, *GraphError) {
 
 	s.mu.Lock()
 	var injected *GraphError
-	if len(s.failNext) > 0 {
+	if p := strings.Join(segs, "/"); len(s.failPath[p]) > 0 {
+		e := s.failPath[p][0]
+		s.failPath[p] = s.failPath[p][1:]
+		injected = &e
+	} else if len(s.failNext) > 0 {
 		e := s.failNext[0]
 		s.failNext = s.failNext[1:]
 		injected = &e
