@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 
 	"github.com/breachcast/breachcast/channels"
 )
@@ -56,7 +57,7 @@ func (c *Client) checkKey(ctx context.Context) []channels.Check {
 		return fail("SendGrid refused to list the key's permissions (HTTP 403): " + newKeyAdvice)
 	case resp.StatusCode != http.StatusOK:
 		e := c.statusError("GET /v3/scopes", resp)
-		return fail("SendGrid answered the check with HTTP " + http.StatusText(resp.StatusCode) + ": " + e.Message +
+		return fail("SendGrid answered the check with HTTP " + strconv.Itoa(resp.StatusCode) + ": " + e.Message +
 			"; try again in a minute")
 	}
 	var body struct {

@@ -492,6 +492,9 @@ func TestSendBatchSaysWhetherAndWhenToRetryEveryFailure(t *testing.T) {
 		{"an answer that is not HTTP", func(t *testing.T) setup {
 			return setup{base: rawServer(t, func(c net.Conn) { io.WriteString(c, "\x00\x01garbage garbage\r\n\r\n") })}
 		}, 0, false, 0, "answered with something that is not HTTP"},
+		{"a connection reset", func(t *testing.T) setup {
+			return setup{base: rawServer(t, func(c net.Conn) { c.(*net.TCPConn).SetLinger(0) })}
+		}, 0, false, 0, "the connection to SendGrid was reset before it answered"},
 		{"a connection closed without an answer", func(t *testing.T) setup {
 			emu, base := emulator(t, sgemu.Options{})
 			emu.CloseNext(1)
@@ -650,7 +653,7 @@ func TestCheckSaysInPlainWordsWhetherTheKeyCanSend(t *testing.T) {
 			emu, base := emulator(t, sgemu.Options{})
 			emu.FailNext(1, 503)
 			return base
-		}, false, []line{{email.CheckAPIKey, false, "service unavailable; try again"}}},
+		}, false, []line{{email.CheckAPIKey, false, "HTTP 503: SendGrid had a server error: service unavailable; try again"}}},
 		{"a garbage answer", func(t *testing.T) string {
 			emu, base := emulator(t, sgemu.Options{})
 			emu.GarbageNext(1)

@@ -46,9 +46,10 @@ type Options struct {
 	// for a rehearsal that has no real key).
 	Keys map[string][]string
 
-	// Validator, when set, checks every request to /v3/mail/* before the
-	// emulator's own rules (tests set it to the OpenAPI validator). A request
-	// it refuses is answered 400 in SendGrid's error shape and recorded; see
+	// Validator, when set, checks every authenticated POST /v3/mail/send
+	// (the operation SendGrid's mail spec describes) before the emulator's
+	// own rules; tests set it to the OpenAPI validator. A request it refuses
+	// is answered 400 in SendGrid's error shape and recorded; see
 	// ConformanceFailures.
 	Validator func(r *http.Request, body []byte) error
 
