@@ -45,19 +45,19 @@ const MaxTextLength = 25000
 
 // Error codes of the *channels.Error values this package returns.
 const (
-	CodeUnauthorized = "unauthorized"  // 401: credentials rejected
-	CodeDuplicate    = "duplicate"     // 403: same text posted recently
-	CodeReadOnly     = "read_only"     // 403: the app lacks write permission
-	CodeNoAccess     = "no_access"     // 403: the app's API access level lacks the endpoint (453)
-	CodeParentGone   = "parent_gone"   // 403: the post replied to is deleted or invisible
-	CodeForbidden    = "forbidden"     // 403: anything else
-	CodeRateLimited  = "rate_limited"  // 429, or our own wait for a window X said is used up
-	CodeInvalid      = "invalid"       // 400, or input refused before calling X
-	CodeNotFound     = "not_found"     // 404
-	CodeUnavailable  = "unavailable"   // 5xx, no answer, timeouts
-	CodeBadAnswer    = "bad_answer"    // an answer that is not the JSON X sends
-	CodeNotDeleted   = "not_deleted"   // DELETE answered deleted:false
-	CodeRedirect     = "redirect"      // a 3xx: the base URL is wrong
+	CodeUnauthorized = "unauthorized" // 401: credentials rejected
+	CodeDuplicate    = "duplicate"    // 403: same text posted recently
+	CodeReadOnly     = "read_only"    // 403: the app lacks write permission
+	CodeNoAccess     = "no_access"    // 403: the app's API access level lacks the endpoint (453)
+	CodeParentGone   = "parent_gone"  // 403: the post replied to is deleted or invisible
+	CodeForbidden    = "forbidden"    // 403: anything else
+	CodeRateLimited  = "rate_limited" // 429, or our own wait for a window X said is used up
+	CodeInvalid      = "invalid"      // 400, or input refused before calling X
+	CodeNotFound     = "not_found"    // 404
+	CodeUnavailable  = "unavailable"  // 5xx, no answer, timeouts
+	CodeBadAnswer    = "bad_answer"   // an answer that is not the JSON X sends
+	CodeNotDeleted   = "not_deleted"  // DELETE answered deleted:false
+	CodeRedirect     = "redirect"     // a 3xx: the base URL is wrong
 	CodeBadCursor    = "invalid_cursor"
 )
 
