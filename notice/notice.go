@@ -25,12 +25,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/template"
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/breachcast/breachcast"
+	"github.com/breachcast/breachcast/templates"
 	"github.com/breachcast/breachcast/templates/xtext"
 )
 
@@ -383,14 +383,11 @@ func (p *parser) channels(v *yaml.Node, line int) []string {
 	return out
 }
 
-// checkBodyTemplate parses the body as the text/template the email renderer
-// executes, so a stray "{{" is reported with its line now rather than at
-// send time.
+// checkBodyTemplate checks the body as the text/template the email
+// renderer executes, so a stray "{{" or a misspelt recipient field is
+// reported with its line now rather than at send time.
 func (p *parser) checkBodyTemplate(body string, firstLine int) {
-	if !strings.Contains(body, "{{") {
-		return
-	}
-	_, err := template.New("body").Parse(body)
+	err := templates.CheckBody(body)
 	if err == nil {
 		return
 	}
@@ -400,6 +397,10 @@ func (p *parser) checkBodyTemplate(body string, firstLine int) {
 		l, _ := strconv.Atoi(m[1])
 		line = firstLine + l - 1
 		msg = m[2]
+	}
+	if rest, ok := strings.CutPrefix(msg, `executing "body" `); ok {
+		p.errorf(line, "body", "template: %s", rest)
+		return
 	}
 	p.errorf(line, "body", "template: %s (to write \"{{\" literally, use {{\"{{\"}})", msg)
 }

@@ -180,6 +180,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{`incident-1.md: file is 5.0 MB; a notice body may be at most 512 KiB`}},
 		{"body just over the limit", with() + strings.Repeat("x", MaxBody),
 			[]string{`incident-1.md:6: body: is 512.0 KiB; at most 512 KiB`}},
+		{"misspelt recipient field", with() + "Hello\n\nDear {{.Recipient.Nmae}},\n",
+			[]string{`incident-1.md:9: body: template: at <.Recipient.Nmae>: can't evaluate field Nmae in type templates.Recipient`}},
 		{"broken body template", with() + "Dear {{.Recipient.Name}\n",
 			[]string{`incident-1.md:7: body: template: bad character U+007D '}' (to write "{{" literally, use {{"{{"}})`}},
 	}
