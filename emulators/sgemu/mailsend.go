@@ -116,7 +116,7 @@ func (s *Server) mailSend(w http.ResponseWriter, r *http.Request, scopes []strin
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {
-		return // the client went away mid-body
+		panic(http.ErrAbortHandler) // the client went away mid-body
 	}
 	if len(body) > MaxBodyBytes {
 		writeErrors(w, http.StatusRequestEntityTooLarge, statusError(http.StatusRequestEntityTooLarge))

@@ -200,10 +200,10 @@ func (s *Server) api(h apiHandler) http.Handler {
 			case <-t.C:
 			case <-r.Context().Done():
 				t.Stop()
-				return
+				panic(http.ErrAbortHandler) // the client is gone
 			case <-s.done:
 				t.Stop()
-				return
+				panic(http.ErrAbortHandler) // closing: drop the connection, answer nothing
 			}
 		}
 		if f, ok := s.takeFault(); ok {

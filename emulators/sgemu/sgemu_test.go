@@ -617,6 +617,37 @@ func TestCloseReleasesHungRequests(t *testing.T) {
 	}
 }
 
+func TestCloseDropsRequestsWaitingOutTheLatency(t *testing.T) {
+	// Mounted on a server of the test's own, so only the emulator's Close
+	// can end the wait.
+	emu, base := start(t, sgemu.Options{})
+	emu.SetLatency(time.Hour)
+	errs := make(chan error, 1)
+	go func() { errs <- post(context.Background(), base, mailJSON("a@example.com")) }()
+	deadline := time.After(5 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for emu.Received() < 1 {
+		select {
+		case <-deadline:
+			t.Fatal("the request never reached the emulator")
+		case <-tick.C:
+		}
+	}
+	emu.Close()
+	select {
+	case err := <-errs:
+		if err == nil {
+			t.Error("a request waiting out the latency was answered at Close; want the connection dropped")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close left a waiting request waiting")
+	}
+	if emu.Total() != 0 {
+		t.Error("a dropped request was delivered")
+	}
+}
+
 func TestCloseNextDropsTheConnectionWithoutAnAnswer(t *testing.T) {
 	emu, base := start(t, sgemu.Options{})
 	emu.CloseNext(1)
