@@ -523,6 +523,15 @@ func TestSendBatchSaysWhetherAndWhenToRetryEveryFailure(t *testing.T) {
 			ln.Close()
 			return setup{base: base}
 		}, 0, false, 0, "SendGrid refused the connection: is the base URL right?"},
+		{"JSON that is not SendGrid's", func(t *testing.T) setup {
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(w, `{"message":"maintenance"}`)
+			}))
+			t.Cleanup(ts.Close)
+			return setup{base: ts.URL}
+		}, 503, false, 0, `server error: the answer is JSON but not SendGrid's, application/json: "{\"message\":\"maintenance\"}"`},
 		{"a redirect", func(t *testing.T) setup {
 			ts := httptest.NewServer(http.RedirectHandler("https://elsewhere.example/v3/mail/send", http.StatusTemporaryRedirect))
 			t.Cleanup(ts.Close)

@@ -128,6 +128,9 @@ func (c *Client) describeBody(resp *http.Response) string {
 // quoted and clipped so no control character reaches a log.
 func (c *Client) describe(contentType string, raw []byte) string {
 	kind := "not JSON"
+	if json.Valid(raw) {
+		kind = "JSON but not SendGrid's"
+	}
 	if mt, _, err := mime.ParseMediaType(contentType); err == nil {
 		kind += ", " + mt
 	}
