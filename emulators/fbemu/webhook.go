@@ -334,18 +334,22 @@ var autoReplies = []struct {
 	{"Priya Natarajan", "Same question here. Should we reset passwords now or wait for the next update?", true},
 }
 
+// scheduleAutoReplies makes the auto replies arrive one after another,
+// AutoReplyDelay apart, each scheduled when the one before has been made.
 func (s *Server) scheduleAutoReplies(postID string) {
 	var first string
-	var mu sync.Mutex
-	for i, ar := range autoReplies {
-		t := time.AfterFunc(time.Duration(i+1)*s.opts.AutoReplyDelay, func() {
+	var step func(i int)
+	step = func(i int) {
+		if i >= len(autoReplies) {
+			return
+		}
+		t := time.AfterFunc(s.opts.AutoReplyDelay, func() {
 			select {
 			case <-s.stop:
 				return
 			default:
 			}
-			mu.Lock()
-			defer mu.Unlock()
+			ar := autoReplies[i]
 			parent := ""
 			if ar.reply {
 				parent = first
@@ -358,9 +362,11 @@ func (s *Server) scheduleAutoReplies(postID string) {
 			if first == "" {
 				first = id
 			}
+			step(i + 1)
 		})
 		s.mu.Lock()
 		s.timers = append(s.timers, t)
 		s.mu.Unlock()
 	}
+	step(0)
 }
