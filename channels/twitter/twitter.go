@@ -298,8 +298,15 @@ func (c *Client) Publish(ctx context.Context, p *channels.Post) (*channels.Recei
 // it falls back to X's username-less link rather than fail a post that was
 // made.
 func (c *Client) postURL(ctx context.Context, id string) string {
-	_, username, err := c.account(ctx)
-	if err != nil || username == "" {
+	c.mu.Lock()
+	username := c.username
+	c.mu.Unlock()
+	if username == "" {
+		if me, _, err := c.me(ctx); err == nil {
+			username = me.Data.Username
+		}
+	}
+	if username == "" {
 		return "https://x.com/i/status/" + id
 	}
 	return "https://x.com/" + username + "/status/" + id
