@@ -366,5 +366,9 @@ func (s *Server) rebuild(ctx context.Context, v int64) error {
 	return nil
 }
 
+// Viewers returns the number of live viewers (websocket and Server-Sent
+// Events) connected now.
+func (s *Server) Viewers() int { return s.hub.count() }
+
 // current returns the served snapshot, or nil before the first load.
 func (s *Server) current() *snapshot { return s.snap.Load() }
