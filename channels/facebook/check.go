@@ -49,7 +49,12 @@ func (c *Client) Check(ctx context.Context) []channels.Check {
 	}
 
 	ti, err := c.inspectToken(ctx)
-	if err != nil {
+	var ce *channels.Error
+	if errors.As(err, &ce) && ce.Code == CodeToken {
+		add("token", false, "Facebook refused the app credentials used to inspect the Page token; check the app id and app secret (%s)", ce.Message)
+		add("token expiry", false, "unknown, because the token could not be checked")
+		add("permissions", false, "unknown, because the token could not be checked")
+	} else if err != nil {
 		add("token", false, "could not check the Page token: %s", reason(err))
 		add("token expiry", false, "unknown, because the token could not be checked")
 		add("permissions", false, "unknown, because the token could not be checked")
@@ -79,11 +84,12 @@ func (c *Client) Check(ctx context.Context) []channels.Check {
 	return out
 }
 
-// inspectToken asks GET /debug_token about the Page token. The token being
-// inspected is a parameter, so the call is a POST with method=GET: the token
-// goes in the body, never in the URL.
+// inspectToken asks GET /debug_token about the Page token, authenticated
+// with the app token as Meta documents. The token being inspected is a
+// parameter, so the call is a POST with method=GET: the token goes in the
+// body, never in the URL.
 func (c *Client) inspectToken(ctx context.Context) (*tokenInfo, error) {
-	res, err := c.call(ctx, "GET /debug_token", "", fb.POST, "/debug_token",
+	res, err := c.callAs(ctx, c.app, "GET /debug_token", "", fb.POST, "/debug_token",
 		fb.Params{"method": "GET", "input_token": c.cfg.PageToken})
 	if err != nil {
 		return nil, err
@@ -127,6 +133,10 @@ func (c *Client) tokenChecks(ti *tokenInfo, add func(string, bool, string, ...an
 		add("data access expiry", ok, "%s", words)
 	}
 
+	if !ti.IsValid {
+		add("permissions", false, "the Page token is not valid, so the permissions granted to it do not count")
+		return
+	}
 	var missing []string
 	for _, p := range Permissions {
 		if !slices.Contains(ti.Scopes, p) || !c.grantedForPage(ti, p) {

@@ -52,13 +52,18 @@ func TestCheckOnAHealthyPage(t *testing.T) {
 	for _, r := range e.emu.Requests() {
 		if strings.HasSuffix(r.Path, "/debug_token") {
 			asked = true
-			if r.Method != "GET" || r.Params.Get("input_token") == "" || r.Status != 200 {
+			if r.Method != "GET" || r.Params.Get("input_token") == "" || r.Status != 200 || r.TokenKind != "app" {
 				t.Errorf("debug_token request = %+v", r)
 			}
 		}
 	}
 	if !asked {
 		t.Error("debug_token was not called")
+	}
+	for _, r := range e.emu.Requests() {
+		if !strings.HasSuffix(r.Path, "/debug_token") && r.TokenKind != "page" {
+			t.Errorf("%s %s used a %q token", r.Method, r.Path, r.TokenKind)
+		}
 	}
 	e.assertNoSecretsLeaked(t)
 }
@@ -98,7 +103,7 @@ func TestCheckWithAnExpiredToken(t *testing.T) {
 	e := newEnv(t, nil, func(o *fbemu.Options) { o.TokenExpiry = day.Add(-time.Hour) })
 	cs := checksByName(t, e.client.Check(context.Background()))
 	tok := cs["token"]
-	if tok.OK || !strings.Contains(tok.Detail, "expired") || !strings.Contains(tok.Detail, "renew the Page token") {
+	if tok.OK || !strings.Contains(tok.Detail, "expired") || !strings.Contains(tok.Detail, "generate a new Page token") {
 		t.Errorf("token = %+v", tok)
 	}
 	if cs["token expiry"].OK || cs["permissions"].OK || cs["page"].OK {
@@ -115,7 +120,7 @@ func TestCheckNoticesATokenForAnotherPageOrApp(t *testing.T) {
 	}
 	wrongApp := e.newClient(t, func(c *Config) { c.AppID = "123" })
 	cs = checksByName(t, wrongApp.Check(context.Background()))
-	if tok := cs["token"]; tok.OK || !strings.Contains(tok.Detail, "issued to app "+testAppID) {
+	if tok := cs["token"]; tok.OK || !strings.Contains(tok.Detail, "check the app id and app secret") {
 		t.Errorf("token = %+v", tok)
 	}
 }

@@ -83,7 +83,8 @@ type Config struct {
 // channels.Checker. It is safe for concurrent use.
 type Client struct {
 	cfg     Config
-	session *fb.Session
+	session *fb.Session // Page token, with appsecret_proof
+	app     *fb.Session // app token "id|secret", for /debug_token only
 	now     func() time.Time
 	log     *slog.Logger
 
@@ -174,7 +175,17 @@ func New(c Config) (*Client, error) {
 	s.UseAuthorizationHeader()
 	s.AppsecretProof() // computed once here: sessions are copied per call
 
-	return &Client{cfg: c, session: s, now: c.Now, log: c.Logger.With("channel", Name), rootTimes: map[string]time.Time{}}, nil
+	// /debug_token wants an app access token; it needs no proof.
+	as := app.Session(app.AppAccessToken())
+	if err := as.EnableAppsecretProof(false); err != nil {
+		return nil, fmt.Errorf("facebook: %w", err)
+	}
+	as.HttpClient = hc
+	as.Version = GraphVersion
+	as.BaseURL = c.BaseURL
+	as.UseAuthorizationHeader()
+
+	return &Client{cfg: c, session: s, app: as, now: c.Now, log: c.Logger.With("channel", Name), rootTimes: map[string]time.Time{}}, nil
 }
 
 // Name returns the channel name.
@@ -183,8 +194,12 @@ func (c *Client) Name() string { return Name }
 // call makes one Graph API call and maps a failure to *channels.Error. perm
 // is the permission the call needs, named in the error when Graph does not.
 func (c *Client) call(ctx context.Context, op, perm string, method fb.Method, path string, params fb.Params) (fb.Result, error) {
+	return c.callAs(ctx, c.session, op, perm, method, path, params)
+}
+
+func (c *Client) callAs(ctx context.Context, s *fb.Session, op, perm string, method fb.Method, path string, params fb.Params) (fb.Result, error) {
 	ctx, x := withExchange(ctx)
-	res, err := c.session.WithContext(ctx).Api(path, method, params)
+	res, err := s.WithContext(ctx).Api(path, method, params)
 	if err == nil {
 		return res, nil
 	}

@@ -58,21 +58,35 @@ type env struct {
 	logs   *bytes.Buffer
 }
 
+var (
+	specOnce sync.Once
+	spec     *fbemu.Spec
+	specErr  error
+)
+
+// graphSpec loads Meta's Graph API spec once for all tests.
+func graphSpec(t *testing.T) *fbemu.Spec {
+	t.Helper()
+	dir := conformance.Path(t, "facebook/graph_api_specs")
+	specOnce.Do(func() { spec, specErr = fbemu.LoadSpec(dir) })
+	if specErr != nil {
+		t.Fatal(specErr)
+	}
+	return spec
+}
+
 func newEnv(t *testing.T, cfg func(*Config), opts func(*fbemu.Options)) *env {
 	t.Helper()
 	clk := &clock{t: day}
 	o := fbemu.Options{
 		AppID: testAppID, AppSecret: testAppSecret, PageID: testPageID, PageName: "Acme Support",
 		PageToken: testPageToken, Now: clk.Now,
-		SpecDir: conformance.Path(t, "facebook/graph_api_specs"),
+		Spec: graphSpec(t),
 	}
 	if opts != nil {
 		opts(&o)
 	}
-	emu, err := fbemu.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	emu := fbemu.New(o)
 	u, err := emu.Start()
 	if err != nil {
 		t.Fatal(err)

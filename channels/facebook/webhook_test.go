@@ -414,7 +414,7 @@ func TestWebhookHandshake(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := New(Config{AppID: "1", AppSecret: "s", PageID: "42", PageToken: "t", VerifyToken: tt.verify})
+			c, err := New(Config{AppID: "1", AppSecret: "s", PageID: "42", PageToken: "t", VerifyToken: tt.verify, Logger: newTestLogger(&bytes.Buffer{})})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -57,11 +57,10 @@ type Options struct {
 	Permissions      []string  // granted scopes; nil means DefaultPermissions
 	AllowNoProof     bool      // accept calls without appsecret_proof (the app setting "Require App Secret" off)
 
-	// SpecDir is the folder holding Meta's Page.json, PagePost.json and
-	// Comment.json. When set, posted parameters and requested fields are
-	// checked against it; when empty, only what the emulator implements is
-	// accepted.
-	SpecDir string
+	// Spec is Meta's Graph API spec, from LoadSpec. When set, posted
+	// parameters and requested fields are checked against it; when nil,
+	// only what the emulator implements is accepted.
+	Spec *Spec
 
 	// WebhookURL receives signed Page webhooks for every comment and post
 	// change, when AppSecret is set too. It can be set later with
@@ -84,6 +83,7 @@ type Request struct {
 	Path        string     // URL path, version included
 	URL         string     // the request URI exactly as received
 	TokenSource string     // "header", "query", "form" or "" when no token came
+	TokenKind   string     // "page", "app" (the "id|secret" app token), "other", or ""
 	Params      url.Values // query and form parameters; token values redacted
 	Unknown     []string   // parameters the spec does not know for the endpoint
 	Status      int
@@ -177,8 +177,8 @@ type comment struct {
 	removed  bool
 }
 
-// New returns an emulator. It fails only when SpecDir is set and unreadable.
-func New(o Options) (*Server, error) {
+// New returns an emulator; Start serves it.
+func New(o Options) *Server {
 	if o.AppID == "" {
 		o.AppID = DefaultAppID
 	}
@@ -226,15 +226,9 @@ func New(o Options) (*Server, error) {
 	if s.dataExpiry.IsZero() {
 		s.dataExpiry = s.issuedAt.Add(90 * 24 * time.Hour)
 	}
-	if o.SpecDir != "" {
-		spec, err := LoadSpec(o.SpecDir)
-		if err != nil {
-			return nil, fmt.Errorf("fbemu: %w", err)
-		}
-		s.spec = spec
-	}
+	s.spec = o.Spec
 	s.hooks.init()
-	return s, nil
+	return s
 }
 
 // Start serves the emulator on 127.0.0.1 at a free port and returns its base
@@ -555,6 +549,15 @@ func (s *Server) serve(r *http.Request, rec *Request) (any, *GraphError) {
 		}
 	}
 	rec.TokenSource = rc.source
+	switch {
+	case rc.token == "":
+	case hmac.Equal([]byte(rc.token), []byte(s.opts.PageToken)):
+		rec.TokenKind = "page"
+	case hmac.Equal([]byte(rc.token), []byte(s.opts.AppID+"|"+s.opts.AppSecret)):
+		rec.TokenKind = "app"
+	default:
+		rec.TokenKind = "other"
+	}
 	rec.Params = redact(params)
 
 	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")

@@ -24,17 +24,23 @@ const (
 	pageID    = "4242"
 )
 
-func start(t *testing.T, mod func(*Options)) (*Server, string) {
+func loadSpec(t *testing.T) *Spec {
 	t.Helper()
-	o := Options{AppID: "77", AppSecret: appSecret, PageID: pageID, PageName: "Acme", PageToken: pageToken,
-		Now: func() time.Time { return t0 }, SpecDir: conformance.Path(t, "facebook/graph_api_specs")}
-	if mod != nil {
-		mod(&o)
-	}
-	s, err := New(o)
+	spec, err := LoadSpec(conformance.Path(t, "facebook/graph_api_specs"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return spec
+}
+
+func start(t *testing.T, mod func(*Options)) (*Server, string) {
+	t.Helper()
+	o := Options{AppID: "77", AppSecret: appSecret, PageID: pageID, PageName: "Acme", PageToken: pageToken,
+		Now: func() time.Time { return t0 }, Spec: loadSpec(t)}
+	if mod != nil {
+		mod(&o)
+	}
+	s := New(o)
 	u, err := s.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +202,7 @@ func TestPostedParametersAreCheckedAgainstMetasSpec(t *testing.T) {
 }
 
 func TestWithoutTheSpecOnlyImplementedParametersPass(t *testing.T) {
-	_, u := start(t, func(o *Options) { o.SpecDir = "" })
+	_, u := start(t, func(o *Options) { o.Spec = nil })
 	if status, _, _ := call(t, "POST", u+pageID+"/feed", url.Values{"message": {"hi"}, "link": {"https://x.test/"}}); status != 200 {
 		t.Errorf("implemented params refused: %d", status)
 	}
@@ -232,8 +238,8 @@ func TestBuiltinParametersAndFieldsExistInMetasSpec(t *testing.T) {
 	if ps, _ := spec.Params(epPageFeedPost); len(ps) < 50 || !slices.Contains(ps, "message") || !slices.Contains(ps, "link") {
 		t.Errorf("Page POST feed params look wrong: %d", len(ps))
 	}
-	if _, err := New(Options{SpecDir: t.TempDir()}); err == nil {
-		t.Error("New with an empty spec dir did not fail")
+	if _, err := LoadSpec(t.TempDir()); err == nil {
+		t.Error("LoadSpec of an empty folder did not fail")
 	}
 }
 
@@ -450,8 +456,8 @@ func TestDebugToken(t *testing.T) {
 		t.Errorf("bogus input = %d %v", status, body)
 	}
 	reqs := s.Requests()
-	if v := reqs[len(reqs)-1].Params.Get("input_token"); v != "<redacted>" {
-		t.Errorf("input_token recorded as %q", v)
+	if r := reqs[len(reqs)-1]; r.Params.Get("input_token") != "<redacted>" || r.TokenKind != "app" || reqs[0].TokenKind != "page" {
+		t.Errorf("recorded %+v", r)
 	}
 }
 
