@@ -228,7 +228,7 @@ func (quietHTML) RegisterFuncs(reg renderer.NodeRendererFuncRegisterer) {
 }
 
 // emailBlocks renders the nodes goldmark emits without attributes: code
-// blocks as a styled <pre>, and task boxes as characters rather than form
+// blocks as a styled <pre>, the table header row with a style, and task boxes as characters rather than form
 // controls, which mail clients mangle.
 type emailBlocks struct{}
 
@@ -250,6 +250,17 @@ func (emailBlocks) RegisterFuncs(reg renderer.NodeRendererFuncRegisterer) {
 	}
 	reg.Register(ast.KindCodeBlock, code)
 	reg.Register(ast.KindFencedCodeBlock, code)
+	reg.Register(east.KindTableHeader, func(w util.BufWriter, _ []byte, n ast.Node, entering bool) (ast.WalkStatus, error) {
+		if entering {
+			_, _ = w.WriteString("<thead style=\"margin:0;\">\n<tr style=\"margin:0;\">\n")
+			return ast.WalkContinue, nil
+		}
+		_, _ = w.WriteString("</tr>\n</thead>\n")
+		if n.NextSibling() != nil {
+			_, _ = w.WriteString("<tbody>\n")
+		}
+		return ast.WalkContinue, nil
+	})
 	reg.Register(east.KindTaskCheckBox, func(w util.BufWriter, _ []byte, n ast.Node, entering bool) (ast.WalkStatus, error) {
 		if entering {
 			if n.(*east.TaskCheckBox).IsChecked {

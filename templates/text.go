@@ -24,7 +24,7 @@ type plain struct {
 }
 
 func (p *plain) render(doc ast.Node) string {
-	return strings.TrimSpace(p.blocks(doc, p.width))
+	return strings.Trim(p.blocks(doc, p.width), "\n")
 }
 
 // blocks renders the block children of parent, separated by blank lines
@@ -127,6 +127,9 @@ func (p *plain) table(t *east.Table) string {
 		cols = max(cols, len(r))
 	}
 	widths := make([]int, cols)
+	for i := range widths {
+		widths[i] = 3
+	}
 	for _, r := range rows {
 		for i, c := range r {
 			widths[i] = max(widths[i], displayWidth(c))
@@ -162,7 +165,7 @@ func (p *plain) table(t *east.Table) string {
 		if i == 0 {
 			dashes := make([]string, cols)
 			for j := range dashes {
-				dashes[j] = strings.Repeat("-", max(widths[j], 3))
+				dashes[j] = strings.Repeat("-", widths[j])
 			}
 			out = append(out, strings.Join(dashes, "  "))
 		}

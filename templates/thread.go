@@ -53,6 +53,8 @@ func paragraphs(text string) []unit {
 		group := ps[i : j+1]
 		units := make([]unit, len(group))
 		for k, p := range group {
+			p = strings.TrimSpace(p)
+			group[k] = p
 			units[k] = unit{sep: "\n\n", text: p, kids: func() []unit { return lines(p) }}
 		}
 		if len(units) == 1 {
@@ -68,7 +70,7 @@ func paragraphs(text string) []unit {
 // leadIn reports whether a paragraph introduces the next one: a single short
 // line that ends with a colon or without a full stop (a heading).
 func leadIn(p string) bool {
-	if strings.Contains(p, "\n") || XLength(p) > 120 {
+	if strings.Contains(p, "\n") || strings.Contains(p, ". ") || XLength(p) > 120 {
 		return false
 	}
 	last, _ := utf8.DecodeLastRuneInString(p)
