@@ -51,11 +51,15 @@ func (s *Server) AddReply(inReplyTo, authorUsername, text string) string {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.addReplyLocked(inReplyTo, authorUsername, "", text)
+}
+
+func (s *Server) addReplyLocked(inReplyTo, username, name, text string) string {
 	parent := s.byID[inReplyTo]
 	if parent == nil || parent.Deleted {
 		return ""
 	}
-	author := s.userLocked(authorUsername, "")
+	author := s.userLocked(username, name)
 	if at := "@" + parent.AuthorUsername; parent.AuthorID != author.ID && !strings.HasPrefix(lower(text), lower(at)) {
 		text = at + " " + text
 	}
@@ -105,17 +109,16 @@ func (s *Server) autoReplyLocked(p *post) {
 		c := cannedReplies[s.autoNext%len(cannedReplies)]
 		s.autoNext++
 		id := p.ID
-		t := time.AfterFunc(time.Duration(k)*s.opts.AutoReplyDelay, func() {
+		// The callback cannot run before t is set: it needs s.mu, held here.
+		var t *time.Timer
+		t = time.AfterFunc(time.Duration(k)*s.opts.AutoReplyDelay, func() {
 			s.mu.Lock()
-			closed := s.closed
-			if !closed {
-				s.userLocked(c.username, c.name)
-			}
-			s.mu.Unlock()
-			if !closed {
-				s.AddReply(id, c.username, c.text)
+			defer s.mu.Unlock()
+			delete(s.timers, t)
+			if !s.closed {
+				s.addReplyLocked(id, c.username, c.name, c.text)
 			}
 		})
-		s.timers = append(s.timers, t)
+		s.timers[t] = struct{}{}
 	}
 }

@@ -148,7 +148,7 @@ type Server struct {
 	requests    []Request
 	invalid     []error
 	autoNext    int
-	timers      []*time.Timer
+	timers      map[*time.Timer]struct{} // pending automatic replies
 	closed      bool
 	changed     chan struct{} // closed and replaced when a post is made
 
@@ -190,6 +190,7 @@ func New(o Options) *Server {
 		nonces:      map[string]time.Time{},
 		lastUserID:  1600000000000000000,
 		changed:     make(chan struct{}),
+		timers:      map[*time.Timer]struct{}{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -240,10 +241,10 @@ func (s *Server) Start() (string, error) {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	for _, t := range s.timers {
+	for t := range s.timers {
 		t.Stop()
 	}
-	s.timers = nil
+	clear(s.timers)
 	srv := s.srv
 	s.mu.Unlock()
 	if srv == nil {

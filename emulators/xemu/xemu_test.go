@@ -829,8 +829,11 @@ func TestAutoReplyAnswersOurPosts(t *testing.T) {
 		}
 	}
 	answered := map[string]int{}
-	for _, p := range e.s.Posts()[2:] {
-		if p.ConversationID != root || p.AuthorID == DefaultUserID || !strings.HasPrefix(p.Text, "@acme_status ") {
+	for _, p := range e.s.Posts() {
+		if p.AuthorID == DefaultUserID {
+			continue
+		}
+		if p.ConversationID != root || !strings.HasPrefix(p.Text, "@acme_status ") {
 			t.Errorf("auto reply %+v", p)
 		}
 		answered[p.InReplyToID]++
@@ -838,11 +841,53 @@ func TestAutoReplyAnswersOurPosts(t *testing.T) {
 	if answered[root] != 2 || answered[second] != 1 {
 		t.Errorf("answers per post %v", answered)
 	}
+	e.s.mu.Lock()
+	pending := len(e.s.timers)
+	e.s.mu.Unlock()
+	if pending != 0 {
+		t.Errorf("%d fired timers still held", pending)
+	}
+
+	// Closing cancels what is still scheduled.
+	e.tweet("One more update.", second)
+	_ = e.s.Close()
+	e.s.mu.Lock()
+	pending = len(e.s.timers)
+	e.s.mu.Unlock()
+	if pending != 0 {
+		t.Errorf("%d timers left after Close", pending)
+	}
 }
 
 func TestUnknownRouteIs404(t *testing.T) {
 	e := start(t, Options{})
 	if a := e.do("GET", "/1.1/statuses/update.json", nil, nil); a.status != http.StatusNotFound {
 		t.Errorf("%d", a.status)
+	}
+}
+
+func TestGetTweetWithFieldsAndExpansions(t *testing.T) {
+	e := start(t, Options{})
+	root := e.tweet("root", "")
+	reply := e.s.AddReply(root, "dana_kim", "a question")
+	a := e.do("GET", "/2/tweets/"+reply, url.Values{"tweet.fields": {"author_id,conversation_id"}, "expansions": {"author_id,in_reply_to_user_id"}}, nil)
+	d, _ := a.body["data"].(map[string]any)
+	if a.status != http.StatusOK || d["id"] != reply || d["conversation_id"] != root || d["created_at"] != nil {
+		t.Fatalf("%d %s", a.status, a.raw)
+	}
+	if users := a.body["includes"].(map[string]any)["users"].([]any); len(users) != 2 {
+		t.Errorf("includes.users %v: want the author and the user answered", users)
+	}
+	if a := e.do("GET", "/2/tweets/"+reply, url.Values{"tweet.fields": {"author_id,mood"}}, nil); a.status != http.StatusBadRequest ||
+		!strings.HasPrefix(firstError(a), "The `tweet.fields` query parameter value [mood] is not one of [") {
+		t.Errorf("unknown field: %d %s", a.status, a.raw)
+	}
+}
+
+func TestOversizedBodyIsRefused(t *testing.T) {
+	e := start(t, Options{})
+	a := e.do("POST", "/2/tweets", nil, map[string]string{"text": strings.Repeat("x", MaxBodyBytes)})
+	if a.status != http.StatusRequestEntityTooLarge || len(e.s.Posts()) != 0 {
+		t.Errorf("%d, %d posts", a.status, len(e.s.Posts()))
 	}
 }
