@@ -101,6 +101,7 @@ type GraphError struct {
 	header     http.Header
 }
 
+// Error returns the Graph message.
 func (e *GraphError) Error() string { return e.Message }
 
 // Canned errors for fault injection.

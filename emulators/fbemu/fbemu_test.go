@@ -602,3 +602,107 @@ func TestPageNodeAndUnknownObjects(t *testing.T) {
 		t.Errorf("deep path = %d", status)
 	}
 }
+
+func TestCommentsThroughTheAPI(t *testing.T) {
+	var mu sync.Mutex
+	var verbs []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct {
+			Entry []struct {
+				Changes []struct {
+					Value struct{ Item, Verb string }
+				}
+			}
+		}
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		defer mu.Unlock()
+		v := m.Entry[0].Changes[0].Value
+		verbs = append(verbs, v.Item+":"+v.Verb)
+	}))
+	defer hook.Close()
+	s, u := start(t, nil)
+	s.SetWebhookURL(hook.URL)
+	_, body, _ := call(t, "POST", u+pageID+"/feed", url.Values{"message": {"post"}})
+	post := body["id"].(string)
+
+	status, body, _ := call(t, "POST", u+post+"/comments", url.Values{"message": {"Update: identified"}})
+	ours, _ := body["id"].(string)
+	if status != 200 || ours == "" {
+		t.Fatalf("page comment = %d %v", status, body)
+	}
+	status, body, _ = call(t, "POST", u+ours+"/comments", url.Values{"message": {"a reply to our comment"}})
+	if status != 200 {
+		t.Fatalf("reply = %d %v", status, body)
+	}
+	reply := body["id"].(string)
+	cs := s.Comments(post)
+	if len(cs) != 2 || cs[0].AuthorID != pageID || cs[1].ParentID != ours {
+		t.Errorf("comments = %+v", cs)
+	}
+	status, body, _ = call(t, "GET", u+ours, url.Values{"fields": {"id,message,from,comment_count,can_hide"}})
+	if status != 200 || body["message"] != "Update: identified" || body["comment_count"] != float64(1) || body["can_hide"] != false {
+		t.Errorf("GET comment = %v", body)
+	}
+	for _, p := range []url.Values{{"message": {""}}, {"message": {strings.Repeat("x", maxCommentChars+1)}}} {
+		if status, _, _ := call(t, "POST", u+post+"/comments", p); status != 400 {
+			t.Errorf("bad comment accepted: %d", status)
+		}
+	}
+	if status, _, _ := call(t, "POST", u+reply, url.Values{"is_hidden": {"true"}}); status != 200 || !s.Comments(post)[1].Hidden {
+		t.Errorf("hide comment = %d", status)
+	}
+	if status, _, _ := call(t, "POST", u+reply, url.Values{"message": {"edited"}}); status != 200 || s.Comments(post)[1].Message != "edited" {
+		t.Errorf("edit comment = %d", status)
+	}
+	if status, _, _ := call(t, "DELETE", u+reply, nil); status != 200 || !s.Comments(post)[1].Removed {
+		t.Errorf("delete comment = %d", status)
+	}
+	if status, _, _ := call(t, "GET", u+reply, nil); status != 400 {
+		t.Errorf("GET removed comment = %d", status)
+	}
+	s.SetPermissions("pages_read_engagement", "pages_manage_posts")
+	status, body, _ = call(t, "POST", u+post+"/comments", url.Values{"message": {"x"}})
+	if code, _, msg := graphErr(t, body); status != 403 || code != 200 || !strings.Contains(msg, "pages_manage_engagement") {
+		t.Errorf("no engagement permission = %d %d %q", status, code, msg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.FlushWebhooks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"status:add", "comment:add", "comment:add", "comment:hide", "comment:edited", "comment:remove"}
+	if !slices.Equal(verbs, want) {
+		t.Errorf("webhooks = %v, want %v", verbs, want)
+	}
+}
+
+func TestPageFeedListsLatestPostsFirst(t *testing.T) {
+	_, u := start(t, nil)
+	var ids []string
+	for _, m := range []string{"one", "two", "three"} {
+		_, body, _ := call(t, "POST", u+pageID+"/feed", url.Values{"message": {m}})
+		ids = append(ids, body["id"].(string))
+	}
+	call(t, "POST", u+ids[1], url.Values{"is_hidden": {"true"}})
+	feed := func(params url.Values) []string {
+		t.Helper()
+		status, body, _ := call(t, "GET", u+pageID+"/feed", params)
+		if status != 200 {
+			t.Fatalf("feed = %d %v", status, body)
+		}
+		var out []string
+		for _, d := range body["data"].([]any) {
+			out = append(out, d.(map[string]any)["message"].(string))
+		}
+		return out
+	}
+	if got := feed(url.Values{"fields": {"id,message"}}); !slices.Equal(got, []string{"three", "one"}) {
+		t.Errorf("feed = %v", got)
+	}
+	if got := feed(url.Values{"fields": {"id,message"}, "include_hidden": {"true"}, "limit": {"2"}}); !slices.Equal(got, []string{"three", "two"}) {
+		t.Errorf("feed with hidden = %v", got)
+	}
+}
