@@ -45,20 +45,20 @@ const MaxTextLength = 25000
 
 // Error codes of the *channels.Error values this package returns.
 const (
-	CodeUnauthorized = "unauthorized" // 401: credentials rejected
-	CodeDuplicate    = "duplicate"    // 403: same text posted recently
-	CodeReadOnly     = "read_only"    // 403: the app lacks write permission
-	CodeNoAccess     = "no_access"    // 403: the app's API access level lacks the endpoint (453)
-	CodeParentGone   = "parent_gone"  // 403: the post replied to is deleted or invisible
-	CodeForbidden    = "forbidden"    // 403: anything else
-	CodeRateLimited  = "rate_limited" // 429, or our own wait for a window X said is used up
-	CodeInvalid      = "invalid"      // 400, or input refused before calling X
-	CodeNotFound     = "not_found"    // 404
-	CodeUnavailable  = "unavailable"  // 5xx, no answer, timeouts
-	CodeBadAnswer    = "bad_answer"   // an answer that is not the JSON X sends
-	CodeNotDeleted   = "not_deleted"  // DELETE answered deleted:false
-	CodeRedirect     = "redirect"     // a 3xx: the base URL is wrong
-	CodeBadCursor    = "invalid_cursor"
+	CodeUnauthorized = "unauthorized"   // 401: credentials rejected
+	CodeDuplicate    = "duplicate"      // 403: same text posted recently
+	CodeReadOnly     = "read_only"      // 403: the app lacks write permission
+	CodeNoAccess     = "no_access"      // 403: the app's API access level lacks the endpoint (453)
+	CodeParentGone   = "parent_gone"    // 403: the post replied to is deleted or invisible
+	CodeForbidden    = "forbidden"      // 403: anything else
+	CodeRateLimited  = "rate_limited"   // 429, or our own wait for a window X said is used up
+	CodeInvalid      = "invalid"        // 400, or input refused before calling X
+	CodeNotFound     = "not_found"      // 404
+	CodeUnavailable  = "unavailable"    // 5xx, no answer, timeouts
+	CodeBadAnswer    = "bad_answer"     // an answer that is not the JSON X sends
+	CodeNotDeleted   = "not_deleted"    // DELETE answered deleted:false
+	CodeRedirect     = "redirect"       // a 3xx: the base URL is wrong
+	CodeBadCursor    = "invalid_cursor" // Poll was given a cursor it did not write
 )
 
 // Operation names, used in errors and as rate-limit keys.
@@ -392,8 +392,8 @@ func (c *Client) Check(ctx context.Context) []channels.Check {
 	if err != nil {
 		creds.Detail = c.describe(err)
 		write.Detail = "not checked: the credentials check failed"
-		if h != nil {
-			write.OK, write.Detail = accessLevel(h.Get("x-access-level"))
+		if level := h.Get("x-access-level"); level != "" {
+			write.OK, write.Detail = accessLevel(level)
 		}
 		return []channels.Check{creds, write}
 	}
