@@ -292,7 +292,8 @@ func AppsecretProof(appSecret, token string) string {
 
 // --- recording and inspection -------------------------------------------
 
-// Requests returns a copy of every request received so far.
+// Requests returns a copy of every request received so far (the latest
+// 10000).
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -481,6 +482,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec.Status = status
 	s.mu.Lock()
+	if len(s.requests) >= maxRecorded {
+		s.requests = slices.Delete(s.requests, 0, len(s.requests)-maxRecorded+1)
+	}
 	s.requests = append(s.requests, *rec)
 	s.mu.Unlock()
 
@@ -721,6 +725,10 @@ func cloneValues(v url.Values) url.Values {
 	}
 	return out
 }
+
+// maxRecorded bounds the requests and deliveries kept for inspection, so a
+// long demo does not grow without limit.
+const maxRecorded = 10000
 
 // graphTime is Graph's timestamp format.
 const graphTime = "2006-01-02T15:04:05-0700"

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -53,7 +54,7 @@ func (s *Server) SetWebhookURL(u string) {
 	s.webhookURL = u
 }
 
-// Deliveries returns every webhook delivery made so far.
+// Deliveries returns every webhook delivery made so far (the latest 10000).
 func (s *Server) Deliveries() []Delivery {
 	s.hooks.mu.Lock()
 	defer s.hooks.mu.Unlock()
@@ -142,6 +143,9 @@ func (s *Server) deliverLoop() {
 		d := s.deliver(body)
 
 		q.mu.Lock()
+		if len(q.deliveries) >= maxRecorded {
+			q.deliveries = slices.Delete(q.deliveries, 0, len(q.deliveries)-maxRecorded+1)
+		}
 		q.deliveries = append(q.deliveries, d)
 		q.pending--
 		if q.pending == 0 {
