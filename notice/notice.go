@@ -60,6 +60,7 @@ type Error struct {
 	Msg   string
 }
 
+// Error formats the problem as "file:line: field: message".
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
@@ -79,6 +80,7 @@ func (e *Error) Error() string {
 // breachcast.ErrorCodeOf reports it as EINVALID.
 type Errors []*Error
 
+// Error returns one line per problem.
 func (es Errors) Error() string {
 	lines := make([]string, len(es))
 	for i, e := range es {

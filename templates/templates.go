@@ -31,6 +31,12 @@
 // in the templates and in the notice body, become substitution tokens that
 // the sender fills per recipient with Rendering.Substitutions (SendGrid
 // personalizations[].substitutions); Apply does the same locally.
+//
+// On the other channels recipient fields render as empty strings. Since
+// {{.Recipient.Email}} is empty exactly there, a body can keep a greeting out
+// of public posts:
+//
+//	{{if .Recipient.Email}}Hi {{.Recipient.NameOr "there"}},{{end}}
 package templates
 
 import (

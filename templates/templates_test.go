@@ -101,6 +101,14 @@ func TestSubstitutions(t *testing.T) {
 	rec := &breachcast.Recipient{Email: "ann@example.com", Name: "Ann <& Bob>", Attrs: map[string]string{"Plan": "pro\r\nBcc: x"}}
 	subs := out.Substitutions(rec, nil)
 	// buffer.md uses NameOr "there" and AttrOr "plan" "free", in HTML and text.
+	if toks := out.Tokens(); len(toks) != 4 || len(subs) != 4 {
+		t.Errorf("tokens = %q", toks)
+	}
+	for _, tok := range out.Tokens() {
+		if _, ok := subs[tok]; !ok {
+			t.Errorf("no substitution for %s", tok)
+		}
+	}
 	if len(subs) != 4 {
 		t.Errorf("got %d substitutions, want 4 (name and plan, HTML and text): %v", len(subs), subs)
 	}

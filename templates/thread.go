@@ -16,9 +16,10 @@ const MaxThread = 25
 
 // ThreadTooLongError refuses a thread of more than MaxThread posts.
 type ThreadTooLongError struct {
-	Posts int // how many posts the text would take
+	Posts int // how many posts the text would take (estimated when far over)
 }
 
+// Error says how many posts the thread would take and how to fix it.
 func (e *ThreadTooLongError) Error() string {
 	return fmt.Sprintf("the X thread would take %d posts; at most %d (add a summary to the notice, or shorten the body)", e.Posts, MaxThread)
 }
@@ -241,6 +242,11 @@ func splitThread(text, link string) ([]string, error) {
 	text = strings.TrimSpace(text)
 	if XLength(compose(text, link, 0, 0, 0)) <= xtext.MaxPost {
 		return []string{compose(text, link, 0, 0, 0)}, nil
+	}
+	// Far too long: say roughly how many posts rather than pack them all
+	// (a 512 KiB body would take seconds).
+	if l := XLength(text); l > 4*MaxThread*xtext.MaxPost {
+		return nil, &ThreadTooLongError{Posts: (l + xtext.MaxPost - 7) / (xtext.MaxPost - 6)}
 	}
 	units := paragraphs(text)
 	for digits := 1; ; digits++ {

@@ -178,6 +178,20 @@ func (r *Rendering) Substitutions(rec *breachcast.Recipient, extra map[string]st
 	return subs
 }
 
+// Tokens returns the distinct substitution tokens present in the email, in
+// order of first appearance (subject, HTML, text).
+func (r *Rendering) Tokens() []string {
+	refs := r.tokens
+	if refs == nil {
+		refs = scanTokens(r.Email.Subject, r.Email.HTML, r.Email.Text)
+	}
+	out := make([]string, len(refs))
+	for i, t := range refs {
+		out[i] = t.token
+	}
+	return out
+}
+
 // attr looks key up exactly, then ignoring case (CSV headers vary).
 func attr(attrs map[string]string, key string) string {
 	if v, ok := attrs[key]; ok {
