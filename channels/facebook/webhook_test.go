@@ -504,3 +504,23 @@ func TestCustomerCommentsArriveByWebhookFromTheEmulator(t *testing.T) {
 	}
 	e.assertNoSecretsLeaked(t)
 }
+
+func BenchmarkWebhookVerifyAndParse(b *testing.B) {
+	body, err := os.ReadFile(conformance.Path(b, "facebook/webhooks_restfb/feed-comment-add-211.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := New(Config{AppID: "1", AppSecret: testAppSecret, PageID: testPageID, PageToken: "t",
+		Logger: newTestLogger(&bytes.Buffer{})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := c.Webhook(newSink())
+	sig := sign(testAppSecret, body)
+	b.ReportAllocs()
+	for b.Loop() {
+		if w := post(h, body, sig); w.Code != http.StatusOK {
+			b.Fatal(w.Code)
+		}
+	}
+}
