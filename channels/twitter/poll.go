@@ -130,6 +130,7 @@ var errBudget = errors.New("read budget spent")
 const (
 	minSearchResults   = 10 // X refuses fewer
 	minMentionsResults = 5
+	maxPages           = 20 // per timeline and poll, so one busy conversation cannot hold a poll forever
 	keyMentions        = "m"
 	cursorVersion      = 1
 	maxCursor          = 1 << 20
@@ -383,7 +384,10 @@ func (c *Client) runQuery(ctx context.Context, q query, st *queryState, me strin
 	}
 
 	size, token := 0, ""
-	for {
+	for pages := 0; ; pages++ {
+		if pages == maxPages {
+			return nil // st.Until holds the place: the next poll goes on from there
+		}
 		left := c.readsLeft()
 		if left >= 0 && left < max(size, minResults) {
 			return errBudget

@@ -183,6 +183,28 @@ func TestPollFollowsPages(t *testing.T) {
 	}
 }
 
+func TestPollReadsAtMost20PagesPerTimelineAndGoesOnNextTime(t *testing.T) {
+	h := newHarness(t, xemu.Options{Limits: map[string]xemu.Limit{
+		xemu.EndpointSearch: {Requests: 1000, Window: 15 * time.Minute}, xemu.EndpointMentions: {Requests: 1000, Window: 15 * time.Minute},
+	}})
+	c := h.client()
+	root := thread(t, c, "", "Root")[0]
+	var want []string
+	for i := range 2050 {
+		want = append(want, h.emu.AddReply(root, fmt.Sprintf("c%d", i), "q"))
+	}
+	slices.Sort(want)
+	watches := []channels.Watch{{Root: root}}
+	first, cursor := poll(t, c, watches, "")
+	if len(first) != 2000 || h.count(xemu.EndpointSearch) != 20 {
+		t.Fatalf("first poll: %d replies in %d pages", len(first), h.count(xemu.EndpointSearch))
+	}
+	second, _ := poll(t, c, watches, cursor)
+	if got := replyIDs(append(first, second...)); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("%d replies over two polls, want the 2050 once each", len(got))
+	}
+}
+
 func TestPollStopsAtTheReadBudgetAndResumes(t *testing.T) {
 	h := newHarness(t, xemu.Options{})
 	budget := func(c *Config) { c.ReadBudgetPerHour = 25 }
