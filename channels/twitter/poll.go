@@ -222,6 +222,9 @@ type query struct {
 // the next hour. The conversations take turns going first, so a small
 // budget does not starve the last one.
 //
+// A timeline reads at most 20 pages (2,000 posts) per poll; the cursor
+// goes on from there next time.
+//
 // On an error (a *channels.Error; rate limits are retryable with
 // RetryAfter) the replies read so far and a cursor covering exactly them
 // are returned too: store both, or neither.
