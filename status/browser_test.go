@@ -110,6 +110,18 @@ func TestInABrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("a card that missed an update fetches itself whole", func(t *testing.T) {
+		// As if an update had been lost: the card claims an older newest id.
+		evalJS[bool](t, ctx, `document.getElementById('incident-breach-2026').setAttribute('data-id', '3') || true`)
+		evalJS[bool](t, ctx, `document.querySelector('#incident-breach-2026 .timeline > li').remove() || true`)
+		e.src.publish("breach-2026", "Customer email addresses exposed", breachcast.Resolved, breachcast.SeverityCritical, "Post-mortem published.", t0.Add(5*time.Hour))
+		e.refresh()
+		pollJS(t, ctx, "the refetched card", `document.getElementById('incident-breach-2026').textContent.includes('Post-mortem published.')`, 3*time.Second)
+		if n := evalJS[int](t, ctx, `document.querySelectorAll('#incident-breach-2026 .timeline > li').length`); n != 6 {
+			t.Errorf("after refetching, the timeline has %d entries, want 6", n)
+		}
+	})
+
 	t.Run("without JavaScript the whole timeline is there", func(t *testing.T) {
 		tab, cancel := chromedp.NewContext(ctx)
 		defer cancel()

@@ -32,22 +32,19 @@ type snapshot struct {
 	updateIDs map[int64]bool           // every public update id
 	lastID    int64                    // newest update id
 	msgs      []*liveMessage           // one per incident, by ascending id
+	banner    template.HTML            // the status banner, for live messages
+	page      pageData                 // what every page shares
+	sev       breachcast.Severity      // worst severity of open incidents
+	open      int                      // open incidents
 }
 
-// liveMessage is an incident's current card, pushed to live viewers when
-// the incident gains an update and sent to reconnecting viewers that missed
-// it. The websocket frame is prepared once and shared by every connection.
+// liveMessage is one message to live viewers (see liveJSON), encoded once;
+// its websocket frame is prepared once and shared by every connection.
 type liveMessage struct {
 	id   int64 // newest update id of the incident
 	slug string
 	json []byte
 	pm   *websocket.PreparedMessage
-}
-
-// catchUp returns the messages a viewer that has seen update id since lacks.
-func (sn *snapshot) catchUp(since int64) []*liveMessage {
-	i, _ := slices.BinarySearchFunc(sn.msgs, since+1, func(m *liveMessage, id int64) int { return cmp.Compare(m.id, id) })
-	return sn.msgs[i:]
 }
 
 type timeView struct {
@@ -328,6 +325,19 @@ var componentLabel = map[string]string{
 
 // build renders every public resource for incs at version v.
 func (s *Server) build(incs []*breachcast.Incident, v int64, o renderOpts) (*snapshot, error) {
+	sn, err := s.buildLive(incs, v, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.buildPages(sn, o); err != nil {
+		return nil, err
+	}
+	return sn, nil
+}
+
+// buildLive renders what live viewers need (cards, banner, catch-up
+// messages): the part of a snapshot that must be ready before a broadcast.
+func (s *Server) buildLive(incs []*breachcast.Incident, v int64, o renderOpts) (*snapshot, error) {
 	views := s.incidentViews(incs)
 	sn := &snapshot{
 		version: v, res: map[string]*resource{}, incidents: views, bySlug: map[string]*incidentView{},
@@ -368,7 +378,29 @@ func (s *Server) build(incs []*breachcast.Incident, v int64, o renderOpts) (*sna
 	if err != nil {
 		return nil, err
 	}
+	sn.banner = banner
 
+	// Live messages: one per incident, in the order viewers should apply them.
+	for _, iv := range views {
+		m, err := prepare(liveJSON{
+			Type: "incident", ID: iv.MaxID, Slug: iv.Slug, Open: iv.Open, Title: iv.Title,
+			Status: iv.Status, Card: string(iv.Card), Banner: string(banner),
+		})
+		if err != nil {
+			return nil, err
+		}
+		sn.msgs = append(sn.msgs, m)
+	}
+	slices.SortFunc(sn.msgs, func(a, b *liveMessage) int { return cmp.Compare(a.id, b.id) })
+	sn.page = base
+	sn.sev, sn.open = sev, open
+	return sn, nil
+}
+
+// buildPages renders every page, feed and API document of sn.
+func (s *Server) buildPages(sn *snapshot, o renderOpts) error {
+	views, base, sev, open := sn.incidents, sn.page, sn.sev, sn.open
+	site := base.Site
 	html := func(status int, cache, name string, d pageData) (*resource, error) {
 		var b bytes.Buffer
 		if err := s.pages.byName[name].ExecuteTemplate(&b, "layout", d); err != nil {
@@ -401,7 +433,7 @@ func (s *Server) build(incs []*breachcast.Incident, v int64, o renderOpts) (*sna
 	}
 	r, err := html(http.StatusOK, cacheLive, "index", idx)
 	if err := add([]string{"/", "/index.html"}, r, err); err != nil {
-		return nil, err
+		return err
 	}
 
 	hist := base
@@ -410,7 +442,7 @@ func (s *Server) build(incs []*breachcast.Incident, v int64, o renderOpts) (*sna
 	hist.All = views
 	r, err = html(http.StatusOK, cacheLive, "history", hist)
 	if err := add([]string{"/history", "/history/"}, r, err); err != nil {
-		return nil, err
+		return err
 	}
 
 	for _, iv := range views {
@@ -424,7 +456,7 @@ func (s *Server) build(incs []*breachcast.Incident, v int64, o renderOpts) (*sna
 		}
 		r, err := html(http.StatusOK, cacheLive, "incident", d)
 		if err := add([]string{"/incidents/" + iv.Slug, "/incidents/" + iv.Slug + "/"}, r, err); err != nil {
-			return nil, err
+			return err
 		}
 	}
 
@@ -436,45 +468,36 @@ func (s *Server) build(incs []*breachcast.Incident, v int64, o renderOpts) (*sna
 		Link:    site.History, LinkText: "See all incidents",
 	}
 	if sn.notFound, err = html(http.StatusNotFound, cacheError, "message", nf); err != nil {
-		return nil, err
+		return err
 	}
 
 	if err := s.buildFeeds(sn, views); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.buildAPI(sn, views, sev, open); err != nil {
-		return nil, err
+		return err
 	}
 
-	// Live messages: one per incident, in the order viewers should apply them.
-	for _, iv := range views {
-		b, err := json.Marshal(liveJSON{
-			Type: "incident", ID: iv.MaxID, Slug: iv.Slug, Open: iv.Open, Title: iv.Title,
-			Status: iv.Status, Card: string(iv.Card), Banner: string(banner),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("status: encode live message: %w", err)
-		}
-		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
-		if err != nil {
-			return nil, fmt.Errorf("status: prepare live message: %w", err)
-		}
-		sn.msgs = append(sn.msgs, &liveMessage{id: iv.MaxID, slug: iv.Slug, json: b, pm: pm})
-	}
-	slices.SortFunc(sn.msgs, func(a, b *liveMessage) int { return cmp.Compare(a.id, b.id) })
-	return sn, nil
+	return nil
 }
 
-// liveJSON is the message a live viewer receives: the incident's whole card
-// (replacing the one on the page) and the page's status banner.
+// liveJSON is a message to live viewers. Type "incident" carries the
+// incident's whole card, replacing the one on the page (catch-up). Type
+// "update" is what a publish broadcasts: only the new timeline entry and the
+// card's new header, applicable to a card whose newest update is Prev, so
+// a crowd receives a kilobyte each instead of the whole timeline; a new
+// incident's first update carries its card too.
 type liveJSON struct {
 	Type   string `json:"type"`
 	ID     int64  `json:"id"`
+	Prev   int64  `json:"prev,omitempty"`
 	Slug   string `json:"slug"`
 	Open   bool   `json:"open"`
 	Title  string `json:"title"`
 	Status string `json:"status"`
-	Card   string `json:"card"`
+	Card   string `json:"card,omitempty"`
+	Head   string `json:"head,omitempty"`
+	Entry  string `json:"entry,omitempty"`
 	Banner string `json:"banner"`
 }
 
@@ -486,21 +509,55 @@ func (s *Server) fragment(name string, d any) (template.HTML, error) {
 	return template.HTML(b.String()), nil
 }
 
-// newMessages returns the live messages of incidents that gained updates
-// between prev and next, oldest first.
-func newMessages(prev, next *snapshot) []*liveMessage {
+// newMessages returns one "update" message per update that is in next but
+// not in prev, oldest first.
+func (s *Server) newMessages(prev, next *snapshot) ([]*liveMessage, error) {
 	if prev == nil {
-		return nil
+		return nil, nil
 	}
 	var out []*liveMessage
-	for _, m := range next.msgs {
-		iv := next.bySlug[m.slug]
-		for _, u := range iv.Updates {
-			if !prev.updateIDs[u.ID] {
-				out = append(out, m)
-				break
+	for _, iv := range next.incidents {
+		for i, uv := range iv.Updates {
+			if prev.updateIDs[uv.ID] {
+				continue
 			}
+			m := liveJSON{
+				Type: "update", ID: uv.ID, Slug: iv.Slug, Open: iv.Open, Title: iv.Title, Status: iv.Status,
+				Banner: string(next.banner),
+			}
+			if i+1 < len(iv.Updates) {
+				m.Prev = iv.Updates[i+1].ID
+			} else {
+				m.Card = string(iv.Card)
+			}
+			head, err := s.fragment("cardhead", iv)
+			if err != nil {
+				return nil, err
+			}
+			entry, err := s.fragment("entry", uv)
+			if err != nil {
+				return nil, err
+			}
+			m.Head, m.Entry = string(head), string(entry)
+			lm, err := prepare(m)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, lm)
 		}
 	}
-	return out
+	slices.SortFunc(out, func(a, b *liveMessage) int { return cmp.Compare(a.id, b.id) })
+	return out, nil
+}
+
+func prepare(m liveJSON) (*liveMessage, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("status: encode live message: %w", err)
+	}
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
+	if err != nil {
+		return nil, fmt.Errorf("status: prepare live message: %w", err)
+	}
+	return &liveMessage{id: m.ID, slug: m.Slug, json: b, pm: pm}, nil
 }

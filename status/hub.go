@@ -1,9 +1,11 @@
 package status
 
 import (
+	"cmp"
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +42,7 @@ type hub struct {
 	// catches up from the new snapshot or receives its broadcast: never
 	// neither. It also guards the counters and the SSE viewers.
 	mu      sync.Mutex
+	catch   []*liveMessage // catch-up messages, one per incident, by ascending id
 	total   int
 	perAddr map[string]int
 	sse     map[*sseClient]struct{}
@@ -153,12 +156,31 @@ func (h *hub) count() int {
 	return h.total
 }
 
-// publish runs swap (which installs the new snapshot) and queues msgs to
-// every viewer, atomically with respect to attach.
-func (h *hub) publish(swap func(), msgs []*liveMessage) {
+// catchUp returns the messages a viewer that has seen update id since
+// lacks. h.mu must be held.
+func (h *hub) catchUpLocked(since int64) []*liveMessage {
+	i, _ := slices.BinarySearchFunc(h.catch, since+1, func(m *liveMessage, id int64) int { return cmp.Compare(m.id, id) })
+	return h.catch[i:]
+}
+
+// catchUp returns what a viewer that has seen update id since lacks, and the
+// newest update id, from the state last broadcast.
+func (h *hub) catchUp(since int64) (msgs []*liveMessage, last int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	swap()
+	if n := len(h.catch); n > 0 {
+		last = h.catch[n-1].id
+	}
+	return h.catchUpLocked(since), last
+}
+
+// publish installs the new catch-up messages and queues msgs to every
+// viewer, atomically with respect to attach: a new viewer either catches up
+// from the new state or receives the broadcast, never neither.
+func (h *hub) publish(catch, msgs []*liveMessage) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.catch = catch
 	if len(msgs) == 0 {
 		return
 	}
@@ -181,11 +203,11 @@ func (h *hub) publish(swap func(), msgs []*liveMessage) {
 // attach adds an upgraded websocket viewer that has seen update id since,
 // queueing what it missed from the current snapshot, and starts its reader.
 // The slot must have been reserved.
-func (h *hub) attach(conn *websocket.Conn, addr string, catchUp func() []*liveMessage) {
+func (h *hub) attach(conn *websocket.Conn, addr string, since int64) {
 	sh := h.shards[int(h.next.Add(1))%len(h.shards)]
 	c := &wsClient{conn: conn, addr: addr, shard: sh}
 	h.mu.Lock()
-	missed := catchUp()
+	missed := h.catchUpLocked(since)
 	sh.mu.Lock()
 	sh.clients[c] = struct{}{}
 	if len(missed) > 0 {
@@ -335,11 +357,11 @@ func (sh *shard) pingAll() {
 
 // addSSE registers a Server-Sent Events viewer with what it missed. The
 // slot must have been reserved.
-func (h *hub) addSSE(addr string, catchUp func() []*liveMessage) *sseClient {
+func (h *hub) addSSE(addr string, since int64) *sseClient {
 	c := &sseClient{addr: addr, notify: make(chan struct{}, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	c.queue = append(c.queue, catchUp()...)
+	c.queue = append(c.queue, h.catchUpLocked(since)...)
 	h.sse[c] = struct{}{}
 	if len(c.queue) > 0 {
 		c.notify <- struct{}{}

@@ -62,11 +62,13 @@ func TestLivePushesANewUpdateToEveryViewerWithinASecond(t *testing.T) {
 	e.refresh()
 	for i, c := range viewers {
 		m := readMsg(t, c, time.Second)
-		if m.Type != "incident" || m.ID != 6 || m.Slug != "breach-2026" || !m.Open || m.Status != "monitoring" {
+		if m.Type != "update" || m.ID != 6 || m.Prev != 5 || m.Slug != "breach-2026" || !m.Open || m.Status != "monitoring" {
 			t.Fatalf("viewer %d got %+v", i, m)
 		}
-		if !strings.Contains(m.Card, "A fix is deployed.") || !strings.Contains(m.Card, "Status changed from Identified to Monitoring") {
-			t.Fatalf("viewer %d: the card lacks the new update: %.300s", i, m.Card)
+		// Only the new entry and the card's header travel, not the timeline.
+		if !strings.Contains(m.Entry, "A fix is deployed.") || !strings.Contains(m.Entry, "Status changed from Identified to Monitoring") ||
+			!strings.Contains(m.Head, "badge-monitoring") || m.Card != "" || strings.Contains(m.Entry, "We found the cause.") {
+			t.Fatalf("viewer %d: the delta is wrong: %+v", i, m)
 		}
 		if !strings.Contains(m.Banner, `id="overall"`) {
 			t.Fatalf("viewer %d: no banner", i)
@@ -76,7 +78,7 @@ func TestLivePushesANewUpdateToEveryViewerWithinASecond(t *testing.T) {
 		t.Fatalf("delivery took %v", d)
 	}
 	// One prepared frame shared by all: the snapshot holds it.
-	if sn := e.srv.current(); sn.catchUp(5)[0].pm == nil {
+	if msgs, _ := e.srv.hub.catchUp(5); msgs[0].pm == nil {
 		t.Fatal("no prepared message in the snapshot")
 	}
 }
@@ -230,7 +232,7 @@ func hubServer(t *testing.T, h *hub) string {
 			h.release("a")
 			return
 		}
-		h.attach(conn, "a", func() []*liveMessage { return nil })
+		h.attach(conn, "a", 0)
 	}))
 	t.Cleanup(ts.Close)
 	return "ws" + strings.TrimPrefix(ts.URL, "http")
@@ -262,14 +264,14 @@ func TestLiveDropsAViewerThatStopsReadingAndKeepsServingTheOthers(t *testing.T) 
 		if i > 200 {
 			t.Fatal("a viewer that never reads was never dropped")
 		}
-		h.publish(func() {}, []*liveMessage{bigMessage(i, 512<<10)})
+		h.publish(nil, []*liveMessage{bigMessage(i, 512<<10)})
 		fast.SetReadDeadline(time.Now().Add(2 * time.Second))
 		if _, b, err := fast.ReadMessage(); err != nil || len(b) != 512<<10 {
 			t.Fatalf("the reading viewer stopped receiving at message %d: %v", i, err)
 		}
 	}
 	// The remaining viewer is the fast one: it still receives.
-	h.publish(func() {}, []*liveMessage{bigMessage(999, 10)})
+	h.publish(nil, []*liveMessage{bigMessage(999, 10)})
 	fast.SetReadDeadline(time.Now().Add(2 * time.Second))
 	if _, b, err := fast.ReadMessage(); err != nil || len(b) != 10 {
 		t.Fatalf("after the drop: %v", err)
@@ -355,8 +357,8 @@ func TestSSEStreamsUpdatesAndResumesFromLastEventID(t *testing.T) {
 	}
 	e.src.publish("new-one", "Second incident", breachcast.Investigating, breachcast.SeverityMinor, "Also this.", t0.Add(2*time.Hour))
 	e.refresh()
-	if id, m := next(); id != "6" || m.Slug != "new-one" {
-		t.Fatalf("live event %s %+v", id, m)
+	if id, m := next(); id != "6" || m.Slug != "new-one" || m.Type != "update" || m.Prev != 0 || !strings.Contains(m.Card, `id="incident-new-one"`) {
+		t.Fatalf("live event for a new incident (which carries its card) %s %+v", id, m)
 	}
 	if r, _ := e.get("/live/sse?since=x"); r.StatusCode != http.StatusBadRequest {
 		t.Errorf("garbage since: %d", r.StatusCode)

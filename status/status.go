@@ -229,6 +229,7 @@ type Server struct {
 
 	snap    atomic.Pointer[snapshot]
 	buildMu sync.Mutex
+	live    *snapshot               // last state broadcast to live viewers; guarded by buildMu
 	bodies  map[int64]template.HTML // rendered update bodies; updates are immutable
 	bodyKey map[int64]string        // body text each cached fragment was rendered from
 
@@ -355,14 +356,22 @@ func (s *Server) rebuild(ctx context.Context, v int64) error {
 	if err != nil {
 		return fmt.Errorf("status: public incidents: %w", err)
 	}
-	next, err := s.build(incs, v, renderOpts{})
+	// Live viewers first: the pages, feeds and API (and their gzip) are
+	// rendered after the broadcast, so they do not delay it.
+	next, err := s.buildLive(incs, v, renderOpts{})
 	if err != nil {
 		return err
 	}
-	prev := s.snap.Load()
-	s.hub.publish(func() {
-		s.snap.Store(next)
-	}, newMessages(prev, next))
+	msgs, err := s.newMessages(s.live, next)
+	if err != nil {
+		return err
+	}
+	s.hub.publish(next.msgs, msgs)
+	s.live = next
+	if err := s.buildPages(next, renderOpts{}); err != nil {
+		return err
+	}
+	s.snap.Store(next)
 	return nil
 }
 

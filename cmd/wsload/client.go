@@ -97,14 +97,23 @@ func client(ctx context.Context, o options, stdin io.Reader, stdout io.Writer) e
 		v := viewers[i]
 		go func() {
 			c.SetReadLimit(1 << 20)
+			// Only the start of a message is needed (the id comes first);
+			// the rest is discarded without allocating.
+			head := make([]byte, 64)
 			for {
-				_, b, err := c.ReadMessage()
+				_, r, err := c.NextReader()
 				if err != nil {
 					v.lastID.Store(-1) // disconnected
 					return
 				}
 				now := time.Now().UnixNano()
-				if id := messageID(b); id > v.lastID.Load() {
+				n, _ := io.ReadFull(r, head)
+				id := messageID(head[:n])
+				if _, err := io.Copy(io.Discard, r); err != nil {
+					v.lastID.Store(-1)
+					return
+				}
+				if id > v.lastID.Load() {
 					v.at.Store(now)
 					v.lastID.Store(id)
 				}

@@ -161,13 +161,14 @@ func serve(ctx context.Context, o options, stdout io.Writer) error {
 		u := demoUpdates[n%len(demoUpdates)]
 		id := src.add("security-incident-2026-03", u.title, breachcast.Monitoring, u.sev,
 			fmt.Sprintf("Load test update %d. %s", n, u.body), demoStart.Add(48*time.Hour+time.Duration(n)*time.Minute))
+		start := time.Now()
 		if !o.viaPoll {
 			if err := srv.Refresh(r.Context()); err != nil {
 				http.Error(w, err.Error(), 500)
 				return
 			}
 		}
-		fmt.Fprintf(w, `{"id":%d}`, id)
+		fmt.Fprintf(w, `{"id":%d,"refresh_us":%d}`, id, time.Since(start).Microseconds())
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) })
 

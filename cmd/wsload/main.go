@@ -289,7 +289,10 @@ func orchestrate(ctx context.Context, o options, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
-		var pub struct{ ID int64 }
+		var pub struct {
+			ID        int64
+			RefreshUS int64 `json:"refresh_us"`
+		}
 		json.NewDecoder(resp.Body).Decode(&pub)
 		resp.Body.Close()
 		for _, c := range clients {
@@ -314,7 +317,8 @@ func orchestrate(ctx context.Context, o options, out io.Writer) error {
 		}
 		slices.Sort(lats)
 		all = append(all, lats...)
-		fmt.Fprintf(out, "round %d (update %d): %d delivered, %d missing: %s\n", r, pub.ID, len(lats), missing, pct(lats))
+		fmt.Fprintf(out, "round %d (update %d, re-render and queue %v): %d delivered, %d missing: %s\n",
+			r, pub.ID, (time.Duration(pub.RefreshUS) * time.Microsecond).Round(100*time.Microsecond), len(lats), missing, pct(lats))
 	}
 	slices.Sort(all)
 	after, _ := getMem(base, false)

@@ -26,25 +26,27 @@
     return t.content.firstElementChild;
   }
 
-  function apply(msg) {
-    if (!msg || msg.type !== 'incident' || typeof msg.id !== 'number' || msg.id <= lastId) { return; }
-    lastId = msg.id;
-    body.setAttribute('data-last-id', String(lastId));
-    if (pageSlug && msg.slug !== pageSlug) { return; }
-    var card = fromHTML(msg.card);
-    if (!card) { return; }
-    var old = document.getElementById('incident-' + msg.slug);
+  function cardId(card) {
+    return parseInt(card.getAttribute('data-id') || '0', 10) || 0;
+  }
+
+  function place(card, slug) {
+    var old = document.getElementById('incident-' + slug);
     if (old) {
       old.parentNode.replaceChild(card, old);
-    } else if (!pageSlug) {
-      var list = document.getElementById('open-incidents');
-      if (!list) { return; }
-      var none = document.getElementById('no-incidents');
-      if (none) { none.parentNode.removeChild(none); }
-      list.insertBefore(card, list.firstChild);
-    } else {
-      return;
+      return true;
     }
+    if (pageSlug) { return false; }
+    var list = document.getElementById('open-incidents');
+    if (!list) { return false; }
+    var none = document.getElementById('no-incidents');
+    if (none) { none.parentNode.removeChild(none); }
+    list.insertBefore(card, list.firstChild);
+    return true;
+  }
+
+  function updated(msg, card) {
+    card.classList.toggle('open', !!msg.open);
     card.classList.add('fresh');
     var banner = document.getElementById('overall');
     if (banner && msg.banner) {
@@ -52,6 +54,60 @@
       if (nb) { banner.parentNode.replaceChild(nb, banner); }
     }
     announce('Updated just now: ' + msg.title + ' (' + msg.status + ')');
+  }
+
+  // applyCard puts an incident's whole card on the page (catch-up).
+  function applyCard(msg) {
+    if (pageSlug && msg.slug !== pageSlug) { return; }
+    var old = document.getElementById('incident-' + msg.slug);
+    if (old && cardId(old) >= msg.id) { return; }
+    var card = fromHTML(msg.card);
+    if (card && place(card, msg.slug)) { updated(msg, card); }
+  }
+
+  // applyUpdate adds one new entry to a card that has everything before it;
+  // otherwise it fetches the whole card.
+  function applyUpdate(msg) {
+    if (pageSlug && msg.slug !== pageSlug) { return; }
+    var card = document.getElementById('incident-' + msg.slug);
+    if (card && cardId(card) >= msg.id) { return; }
+    if (card && cardId(card) === msg.prev) {
+      var head = fromHTML(msg.head);
+      var entry = fromHTML(msg.entry);
+      var oldHead = card.querySelector('header');
+      var list = card.querySelector('.timeline');
+      if (head && entry && oldHead && list) {
+        card.replaceChild(head, oldHead);
+        list.insertBefore(entry, list.firstChild);
+        card.setAttribute('data-id', String(msg.id));
+        updated(msg, card);
+        return;
+      }
+    }
+    if (!card && msg.card) {
+      applyCard(msg);
+      return;
+    }
+    fetchCards(msg.id - 1);
+  }
+
+  function fetchCards(since) {
+    if (!pollPath || !window.fetch) { return; }
+    window.fetch(url(pollPath, 'id=' + since), { headers: { 'Accept': 'application/json' } })
+      .then(function (r) { return r.ok ? r.json() : { messages: [] }; })
+      .then(function (d) { (d.messages || []).forEach(applyCard); })
+      .catch(function () {});
+  }
+
+  function apply(msg) {
+    if (!msg || typeof msg.id !== 'number' || msg.id <= lastId) { return; }
+    lastId = msg.id;
+    body.setAttribute('data-last-id', String(lastId));
+    if (msg.type === 'update') {
+      applyUpdate(msg);
+    } else if (msg.type === 'incident') {
+      applyCard(msg);
+    }
   }
 
   function handle(text) {
