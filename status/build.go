@@ -115,6 +115,7 @@ type siteView struct {
 // pageData is what every page template receives.
 type pageData struct {
 	Site       *siteView
+	NoLive     bool // pages without incident cards do not open the live channel
 	Title      string
 	Canonical  string
 	Overall    overallView
@@ -440,6 +441,7 @@ func (s *Server) buildPages(sn *snapshot, o renderOpts) error {
 	hist.Title = "Incident history · " + s.cfg.PageName
 	hist.Canonical = s.origin + s.base + "/history/"
 	hist.All = views
+	hist.NoLive = true
 	r, err = html(http.StatusOK, cacheLive, "history", hist)
 	if err := add([]string{"/history", "/history/"}, r, err); err != nil {
 		return err
@@ -462,6 +464,7 @@ func (s *Server) buildPages(sn *snapshot, o renderOpts) error {
 
 	nf := base
 	nf.Title = "Page not found · " + s.cfg.PageName
+	nf.NoLive = true
 	nf.Message = &messageView{
 		Heading: "Page not found",
 		Text:    "There is no page at this address. The incident may have a different name; every incident is listed in the history.",

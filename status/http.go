@@ -100,7 +100,7 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 
 // message renders a one-off message page (not cached).
 func (s *Server) message(w http.ResponseWriter, status int, m *messageView) {
-	d := pageData{Site: s.site(renderOpts{}), Title: m.Heading + " · " + s.cfg.PageName, Message: m}
+	d := pageData{Site: s.site(renderOpts{}), Title: m.Heading + " · " + s.cfg.PageName, Message: m, NoLive: true}
 	if sn := s.current(); sn != nil {
 		d.LastID = sn.lastID
 	}
@@ -116,8 +116,8 @@ func (s *Server) message(w http.ResponseWriter, status int, m *messageView) {
 	w.Write(b.Bytes())
 }
 
-// clientAddr is the address a limit applies to: the peer's IP.
-func clientAddr(r *http.Request) string {
+// peerAddr is the IP of the TCP peer.
+func peerAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
@@ -199,7 +199,7 @@ func (s *Server) serveLive(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "websocket connections from this origin are not allowed", http.StatusForbidden)
 		return
 	}
-	addr := clientAddr(r)
+	addr := s.cfg.ClientAddr(r)
 	if err := s.hub.reserve(addr); err != nil {
 		s.limitError(w, err)
 		return
@@ -233,7 +233,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
-	addr := clientAddr(r)
+	addr := s.cfg.ClientAddr(r)
 	if err := s.hub.reserve(addr); err != nil {
 		s.limitError(w, err)
 		return

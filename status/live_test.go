@@ -182,6 +182,53 @@ func TestLiveCapsConnectionsPerAddressAndInTotal(t *testing.T) {
 	}
 }
 
+func TestLivePingsAndDropsViewersThatNeverAnswer(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.PingInterval = 100 * time.Millisecond })
+	e.seed()
+	// A viewer that reads answers pings (gorilla replies from its read loop).
+	alive := e.dial(t, "?since=5", nil)
+	pings := make(chan struct{}, 100)
+	alive.SetPingHandler(func(data string) error {
+		pings <- struct{}{}
+		return alive.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	go func() {
+		for {
+			if _, _, err := alive.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	// A viewer that never reads never answers.
+	mute := e.dial(t, "?since=5", nil)
+	_ = mute
+	waitFor(t, "both registered", time.Second, func() bool { return e.srv.hub.count() == 2 })
+	waitFor(t, "the silent viewer dropped", 3*time.Second, func() bool { return e.srv.hub.count() == 1 })
+	for range 5 {
+		select {
+		case <-pings:
+		case <-time.After(time.Second):
+			t.Fatal("the answering viewer is not pinged")
+		}
+	}
+	if n := e.srv.hub.count(); n != 1 {
+		t.Fatalf("%d viewers after several ping intervals, want the answering one", n)
+	}
+}
+
+func TestLimitsUseTheConfiguredClientAddress(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.MaxPerAddress = 1
+		c.ClientAddr = func(r *http.Request) string { return r.Header.Get("X-Client") }
+	})
+	e.seed()
+	e.dial(t, "", http.Header{"X-Client": {"a"}})
+	e.dial(t, "", http.Header{"X-Client": {"b"}})
+	if _, resp, err := websocket.DefaultDialer.Dial(e.wsURL(""), http.Header{"X-Client": {"a"}}); err == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("second viewer for client a: %v", err)
+	}
+}
+
 func TestLiveClosesViewersThatSendOversizedOrMalformedFrames(t *testing.T) {
 	e := newEnv(t, nil)
 	e.seed()

@@ -133,6 +133,9 @@ func TestHistoryListsResolvedIncidentsToo(t *testing.T) {
 			t.Errorf("/history lacks %q", want)
 		}
 	}
+	if strings.Contains(body, "data-live") {
+		t.Error("/history has no cards to update, yet opens the live channel")
+	}
 }
 
 func TestUnknownPathsGetARealNotFoundPage(t *testing.T) {

@@ -102,6 +102,10 @@ type Config struct {
 	// MaxPerAddress caps live viewers per client address; beyond it the
 	// answer is 429. Default 32.
 	MaxPerAddress int
+	// ClientAddr names the client a request comes from, for the
+	// per-address limits. Default: the IP of the TCP peer. Behind a trusted
+	// reverse proxy or CDN, return the address it reports instead.
+	ClientAddr func(r *http.Request) string
 	// AllowedOrigins are further origins ("https://www.example.com") whose
 	// pages may open the websocket and post the forms.
 	AllowedOrigins []string
@@ -202,6 +206,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.ClientAddr == nil {
+		c.ClientAddr = peerAddr
 	}
 	return nil
 }

@@ -143,7 +143,7 @@ func validEmail(in string) (string, error) {
 const maxFormBody = 4 << 10
 
 func (s *Server) serveSubscribe(w http.ResponseWriter, r *http.Request) {
-	if !s.limiter.allow(clientAddr(r), s.cfg.Now()) {
+	if !s.limiter.allow(s.cfg.ClientAddr(r), s.cfg.Now()) {
 		w.Header().Set("Retry-After", "60")
 		s.message(w, http.StatusTooManyRequests, &messageView{
 			Heading: "Too many requests", Error: true,
@@ -191,7 +191,7 @@ func (s *Server) serveSubscribe(w http.ResponseWriter, r *http.Request) {
 
 // subscribeForm shows the form again with what was wrong.
 func (s *Server) subscribeForm(w http.ResponseWriter, status int, f *formView) {
-	d := pageData{Site: s.site(renderOpts{}), Title: "Subscribe · " + s.cfg.PageName, Form: f}
+	d := pageData{Site: s.site(renderOpts{}), Title: "Subscribe · " + s.cfg.PageName, Form: f, NoLive: true}
 	var b bytes.Buffer
 	if err := s.pages.byName["subscribe"].ExecuteTemplate(&b, "layout", d); err != nil {
 		s.internal(w, "render subscribe page", err)
