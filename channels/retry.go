@@ -22,10 +22,13 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 			return positive(t.Sub(now))
 		}
 	}
-	// Header.Get canonicalises, so this covers X's lower-case spelling too.
-	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
-		if epoch, err := strconv.ParseInt(v, 10, 64); err == nil && epoch > 0 {
-			return positive(time.Unix(epoch, 0).Sub(now))
+	// SendGrid spells it X-RateLimit-Reset, X x-rate-limit-reset (which Go
+	// canonicalises to X-Rate-Limit-Reset): two different headers.
+	for _, name := range []string{"X-RateLimit-Reset", "X-Rate-Limit-Reset"} {
+		if v := strings.TrimSpace(h.Get(name)); v != "" {
+			if epoch, err := strconv.ParseInt(v, 10, 64); err == nil && epoch > 0 {
+				return positive(time.Unix(epoch, 0).Sub(now))
+			}
 		}
 	}
 	return 0
@@ -35,8 +38,11 @@ func positive(d time.Duration) time.Duration {
 	if d < 0 {
 		return 0
 	}
-	// Round up so a reset "in 0.3 s" is not read as "now".
-	return d.Truncate(time.Second) + time.Second
+	// Round up to whole seconds so a reset "in 0.3 s" is not read as "now".
+	if r := d % time.Second; r != 0 {
+		d += time.Second - r
+	}
+	return d
 }
 
 // StatusPermanent reports whether an HTTP status means the same request can

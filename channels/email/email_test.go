@@ -464,7 +464,7 @@ func TestSendBatchSaysWhetherAndWhenToRetryEveryFailure(t *testing.T) {
 				t.Fatal(err)
 			}
 			return setup{base: base}
-		}, 429, false, time.Minute + time.Second, "rate limit was reached: too many requests (retry after 1m1s)"},
+		}, 429, false, time.Minute, "rate limit was reached: too many requests (retry after 1m0s)"},
 		{"a server error", func(t *testing.T) setup {
 			emu, base := emulator(t, sgemu.Options{})
 			emu.FailNext(1, 500)
