@@ -9,6 +9,17 @@
 // served from memory, so a crowd costs no database reads and no rendering.
 // Export writes the same site as static files for hosting away from the
 // breached infrastructure.
+//
+// Routes, below PublicURL's path:
+//
+//	GET  /  /history/  /incidents/{slug}/    pages (also without the trailing slash)
+//	GET  /history.atom  /history.rss         feeds
+//	GET  /api/v2/{summary,status,components,incidents,incidents/unresolved}.json
+//	GET  /static/{name}.{hash}.{css,js,svg}  assets, cacheable for a year
+//	GET  /live?since=ID                      websocket: catch-up, then every new update
+//	GET  /live/sse  (Last-Event-ID or ?since=ID)  the same as Server-Sent Events
+//	GET  /live/since?id=ID                   the same, polled
+//	POST /subscribe, GET|POST /subscribe/confirm, GET|POST /unsubscribe
 package status
 
 import (
