@@ -161,7 +161,7 @@ func TestStatuspageAPIHasTheShapeOfTheRealOne(t *testing.T) {
 	}
 	for path, prefixes := range docs {
 		resp, body := e.get(path)
-		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
 			t.Fatalf("%s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 		got := shapeOf(t, []byte(body))

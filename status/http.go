@@ -84,6 +84,11 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if res, ok := sn.res[r.URL.Path]; ok {
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			// Public data without credentials: status widgets on other
+			// sites read it from the browser, as they do from Statuspage.
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+		}
 		res.serve(w, r)
 		return
 	}
