@@ -11,8 +11,9 @@ import (
 	"github.com/breachcast/breachcast/store"
 )
 
-func (e *Engine) emailWorker(ctx context.Context, c ChannelConfig) {
-	const ch = breachcast.ChannelEmail
+// emailWorker sends batches of one email channel: the breach notice
+// (email) or the opt-in subscription stream (subscribers).
+func (e *Engine) emailWorker(ctx context.Context, ch string, c ChannelConfig) {
 	for ctx.Err() == nil {
 		if e.paused.Load() {
 			e.idle(ctx)
@@ -47,6 +48,7 @@ func (e *Engine) emailWorker(ctx context.Context, c ChannelConfig) {
 // before the send, puts it back unsent.
 func (e *Engine) sendBatch(ctx context.Context, b *store.Batch, c ChannelConfig) {
 	bg := context.WithoutCancel(ctx)
+	// Both email streams share the provider account, and so its rate limit.
 	if wait := e.limits[breachcast.ChannelEmail].reserve(); wait > 0 {
 		e.cfg.Sleep(ctx, wait)
 	}
@@ -89,11 +91,12 @@ func (e *Engine) sendBatch(ctx context.Context, b *store.Batch, c ChannelConfig)
 	}
 }
 
-func (e *Engine) emailTemplate(ctx context.Context, updateID int64) (EmailTemplate, error) {
-	if t, ok := e.emails.Load(updateID); ok {
+func (e *Engine) emailTemplate(ctx context.Context, updateID int64, channel string) (EmailTemplate, error) {
+	key := fmt.Sprintf("%d/%s", updateID, channel)
+	if t, ok := e.emails.Load(key); ok {
 		return t.(EmailTemplate), nil
 	}
-	content, err := e.store.Rendering(ctx, updateID, breachcast.ChannelEmail)
+	content, err := e.store.Rendering(ctx, updateID, channel)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +104,7 @@ func (e *Engine) emailTemplate(ctx context.Context, updateID int64) (EmailTempla
 	if err != nil {
 		return nil, fmt.Errorf("decode email rendering of update %d: %w", updateID, err)
 	}
-	e.emails.Store(updateID, t)
+	e.emails.Store(key, t)
 	return t, nil
 }
 
@@ -113,7 +116,7 @@ func (e *Engine) buildBatch(ctx context.Context, b *store.Batch) (*channels.Emai
 	if err != nil {
 		return nil, err
 	}
-	t, err := e.emailTemplate(ctx, b.UpdateID)
+	t, err := e.emailTemplate(ctx, b.UpdateID, b.Channel)
 	if err != nil {
 		return nil, err
 	}
@@ -135,15 +138,30 @@ func (e *Engine) buildBatch(ctx context.Context, b *store.Batch) (*channels.Emai
 		CustomArgs: map[string]string{"bc_update": strconv.FormatInt(b.UpdateID, 10), "bc_batch": strconv.FormatInt(b.ID, 10)},
 		Recipients: make([]channels.EmailRecipient, 0, len(b.Recipients)),
 	}
+	subscribers := b.Channel == store.ChannelSubscribers
+	if subscribers {
+		out.Categories = []string{"breachcast", "status-subscription"}
+		out.Key = fmt.Sprintf("u%d-s%d", b.UpdateID, b.ID)
+	}
 	for i := range b.Recipients {
 		r := &b.Recipients[i]
 		er := channels.EmailRecipient{
-			Email:         r.Email,
-			Name:          r.Name,
-			MessageID:     r.MessageID,
-			Substitutions: t.Substitutions(&r.Recipient, nil),
-			CustomArgs:    map[string]string{"bc_recipient": strconv.FormatInt(r.ID, 10)},
+			Email:      r.Email,
+			Name:       r.Name,
+			MessageID:  r.MessageID,
+			CustomArgs: map[string]string{"bc_recipient": strconv.FormatInt(r.ID, 10)},
 		}
+		var extra map[string]string
+		if subscribers {
+			url, headers, err := e.cfg.Unsubscribe(r.ID)
+			if err != nil {
+				return nil, fmt.Errorf("unsubscribe link for subscriber %d: %w", r.ID, err)
+			}
+			extra = map[string]string{"unsubscribe_url": url}
+			er.Headers = headers
+			er.CustomArgs = map[string]string{"bc_subscriber": strconv.FormatInt(r.ID, 10)}
+		}
+		er.Substitutions = t.Substitutions(&r.Recipient, extra)
 		if r.ThreadRef != "" {
 			er.InReplyTo = r.ThreadRef
 			er.References = []string{r.ThreadRef}

@@ -86,6 +86,10 @@ type Config struct {
 	IncidentURL  func(slug string) string // status page link of an incident
 	DecodeEmail  DecodeEmail
 	OnPublic     func(updateID int64) // called after an update went up on the status page
+	// Unsubscribe gives, for an opt-in status subscriber, the one-click
+	// unsubscribe link and the List-Unsubscribe headers (RFC 8058) its email
+	// must carry. Without it the subscription stream is not sent.
+	Unsubscribe func(subscriberID int64) (url string, headers map[string]string, err error)
 	Logger       *slog.Logger
 	Now          func() time.Time
 	Sleep        func(ctx context.Context, d time.Duration) // for tests; default waits on a timer
@@ -157,6 +161,9 @@ func (e *Engine) channels() []string {
 	out := []string{breachcast.ChannelStatus}
 	if e.mailer != nil {
 		out = append(out, breachcast.ChannelEmail)
+		if e.cfg.Unsubscribe != nil {
+			out = append(out, store.ChannelSubscribers)
+		}
 	}
 	for _, ch := range []string{breachcast.ChannelTwitter, breachcast.ChannelFacebook} {
 		if e.publishers[ch] != nil {
@@ -170,7 +177,7 @@ func (e *Engine) channelConfig(ch string) ChannelConfig {
 	c := e.cfg.Channels[ch]
 	if c.Concurrency <= 0 {
 		c.Concurrency = 1
-		if ch == breachcast.ChannelEmail {
+		if ch == breachcast.ChannelEmail || ch == store.ChannelSubscribers {
 			c.Concurrency = 8
 		}
 	}
@@ -197,9 +204,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	for _, ch := range e.channels() {
 		c := e.channelConfig(ch)
 		switch ch {
-		case breachcast.ChannelEmail:
+		case breachcast.ChannelEmail, store.ChannelSubscribers:
 			for range c.Concurrency {
-				wg.Go(func() { e.emailWorker(ctx, c) })
+				wg.Go(func() { e.emailWorker(ctx, ch, c) })
 			}
 		case breachcast.ChannelStatus:
 			wg.Go(func() { e.statusWorker(ctx) })

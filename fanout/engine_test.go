@@ -24,9 +24,13 @@ type mailer struct {
 	batches []*channels.EmailBatch
 	fail    func(b *channels.EmailBatch, n int) error // n: 1-based request number
 	calls   int
+	latency time.Duration // the provider's answer time
 }
 
 func (m *mailer) SendBatch(ctx context.Context, b *channels.EmailBatch) (*channels.BatchReceipt, error) {
+	if m.latency > 0 {
+		time.Sleep(m.latency) // stands in for the provider's round trip
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.calls++
@@ -332,6 +336,7 @@ func TestTransientErrorsAreRetriedWithBackoffThenGivenUp(t *testing.T) {
 func TestTheKillSwitchStopsSendingWithinASecondAndResumeContinuesWhereItStopped(t *testing.T) {
 	r := newRig(t, 3000)
 	r.cfg.Channels["email"] = fanout.ChannelConfig{Concurrency: 2, BatchSize: 50, MaxAttempts: 3}
+	r.mail.latency = 20 * time.Millisecond // 60 batches over 2 workers: ~600 ms of sending
 	gate := make(chan struct{})
 	var gateOnce sync.Once
 	r.mail.fail = func(b *channels.EmailBatch, n int) error {

@@ -27,6 +27,11 @@ type Publication struct {
 	// Email is the email rendering (JSON, opaque to the store), stored so
 	// that workers, and a restart, send exactly what was previewed.
 	Email []byte
+	// SubscriberEmail is the rendering for opt-in status subscribers (with
+	// an unsubscribe footer). When set and the notice goes to the status
+	// page, every confirmed subscriber of the incident gets it, except those
+	// who already get the breach notice itself.
+	SubscriberEmail []byte
 	// Posts holds the rendered social posts per channel (an X thread, a
 	// Facebook post).
 	Posts map[string][]string
@@ -39,7 +44,8 @@ type Publication struct {
 // PublishResult says what a publish queued.
 type PublishResult struct {
 	Update     *breachcast.Update
-	Recipients int            // email deliveries queued
+	Recipients  int            // email deliveries queued
+	Subscribers int            // subscriber deliveries queued
 	Jobs       map[string]int // channel -> job id
 }
 
@@ -133,7 +139,7 @@ func (s *DB) Publish(ctx context.Context, p *Publication) (*PublishResult, error
 					updateID, ch, string(p.Email)); err != nil {
 					return fmt.Errorf("store email rendering: %w", err)
 				}
-				count, err := insertEmailDeliveries(ctx, tx, incidentID, updateID, segmentID, nonce, p.MessageIDDomain)
+				count, err := insertEmailDeliveries(ctx, tx, ChannelEmail, incidentID, updateID, segmentID, nonce, p.MessageIDDomain, n.Incident, false)
 				if err != nil {
 					return err
 				}
@@ -168,8 +174,29 @@ func (s *DB) Publish(ctx context.Context, p *Publication) (*PublishResult, error
 			id, _ := r.LastInsertId()
 			res.Jobs[ch] = int(id)
 		}
+		if n.HasChannel(breachcast.ChannelStatus) && len(p.SubscriberEmail) > 0 {
+			count, err := insertEmailDeliveries(ctx, tx, ChannelSubscribers, incidentID, updateID, segmentID, nonce, p.MessageIDDomain,
+				n.Incident, n.HasChannel(breachcast.ChannelEmail))
+			if err != nil {
+				return err
+			}
+			if count > 0 {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO renderings (update_id, channel, content) VALUES (?, ?, ?)`,
+					updateID, ChannelSubscribers, string(p.SubscriberEmail)); err != nil {
+					return fmt.Errorf("store subscriber rendering: %w", err)
+				}
+				r, err := tx.ExecContext(ctx, `INSERT INTO jobs (update_id, channel, state, total, next_at, created_at, updated_at)
+					VALUES (?, ?, 'queued', ?, ?, ?, ?)`, updateID, ChannelSubscribers, count, now, now, now)
+				if err != nil {
+					return fmt.Errorf("queue subscriber job: %w", err)
+				}
+				id, _ := r.LastInsertId()
+				res.Jobs[ChannelSubscribers] = int(id)
+				res.Subscribers = count
+			}
+		}
 		detail, _ := json.Marshal(map[string]any{
-			"update_id": updateID, "channels": n.Channels, "recipients": res.Recipients,
+			"update_id": updateID, "channels": n.Channels, "recipients": res.Recipients, "subscribers": res.Subscribers,
 			"source": n.Source, "sha256": p.SourceHash, "status": n.Status,
 		})
 		if err := audit(ctx, tx, now, p.Actor, "publish", fmt.Sprintf("%s#%d", n.Incident, seq), detail); err != nil {
@@ -188,17 +215,27 @@ func (s *DB) Publish(ctx context.Context, p *Publication) (*PublishResult, error
 	return res, nil
 }
 
+// ChannelSubscribers is the ledger channel of the opt-in status subscription
+// stream: email, kept apart from the mandatory breach notice.
+const ChannelSubscribers = "subscribers"
+
+// ChannelEmail is the ledger channel of the breach notice email.
+const ChannelEmail = breachcast.ChannelEmail
+
 // insertEmailDeliveries writes the email ledger of an update in one
-// statement: every recipient of the audience, with its own Message-ID and a
-// reference to the Message-ID of its first notice of the incident, so later
-// updates thread in mail clients.
-func insertEmailDeliveries(ctx context.Context, tx *sql.Tx, incidentID, updateID, segmentID int64, nonce, domain string) (int, error) {
+// statement: every recipient of the audience (channel email) or every
+// confirmed subscriber of the incident (channel subscribers), each with its
+// own Message-ID and a reference to the Message-ID of its first mail about
+// the incident on that channel, so later updates thread in mail clients.
+// Subscribers who get the breach notice itself (excludeAffected) are left out.
+func insertEmailDeliveries(ctx context.Context, tx *sql.Tx, channel string, incidentID, updateID, segmentID int64,
+	nonce, domain, slug string, excludeAffected bool) (int, error) {
 	if domain == "" {
 		domain = "breachcast.invalid"
 	}
 	var prior []any
-	rows, err := tx.QueryContext(ctx, `SELECT u.id FROM updates u JOIN jobs j ON j.update_id = u.id AND j.channel = 'email'
-		WHERE u.incident_id = ? AND u.id <> ? ORDER BY u.seq`, incidentID, updateID)
+	rows, err := tx.QueryContext(ctx, `SELECT u.id FROM updates u JOIN jobs j ON j.update_id = u.id AND j.channel = ?
+		WHERE u.incident_id = ? AND u.id <> ? ORDER BY u.seq`, channel, incidentID, updateID)
 	if err != nil {
 		return 0, fmt.Errorf("find earlier notices: %w", err)
 	}
@@ -215,24 +252,42 @@ func insertEmailDeliveries(ctx context.Context, tx *sql.Tx, incidentID, updateID
 		return 0, err
 	}
 
+	kind := "r"
+	if channel == ChannelSubscribers {
+		kind = "s"
+	}
 	threadRef := `''`
-	args := []any{updateID, fmt.Sprintf("<bc.%d.%s.", updateID, nonce), "@" + domain + ">"}
+	args := []any{updateID, channel, fmt.Sprintf("<bc.%d.%s.%s", updateID, nonce, kind), "@" + domain + ">"}
 	if len(prior) > 0 {
-		// The first earlier notice this recipient was sent, found by primary
+		// The first earlier mail this recipient was sent, found by primary
 		// key per earlier update: cheap even for a million recipients.
-		threadRef = `COALESCE((SELECT d.message_id FROM deliveries d WHERE d.channel = 'email' AND d.recipient_id = r.id
+		threadRef = `COALESCE((SELECT d.message_id FROM deliveries d WHERE d.channel = ? AND d.recipient_id = r.id
 			AND d.update_id IN (` + placeholders(len(prior)) + `) ORDER BY d.update_id LIMIT 1), '')`
+		args = append(args, channel)
 		args = append(args, prior...)
 	}
-	from := `recipients r`
-	if segmentID != 0 {
+	var from string
+	switch {
+	case channel == ChannelSubscribers:
+		from = `subscribers r WHERE r.confirmed_at > 0 AND (r.incident = '' OR r.incident = ?)`
+		args = append(args, slug)
+		if excludeAffected && segmentID == 0 {
+			from += ` AND NOT EXISTS (SELECT 1 FROM recipients a WHERE a.email_key = r.email)`
+		} else if excludeAffected {
+			from += ` AND NOT EXISTS (SELECT 1 FROM recipients a JOIN segment_members m ON m.recipient_id = a.id
+				AND m.segment_id = ? WHERE a.email_key = r.email)`
+			args = append(args, segmentID)
+		}
+	case segmentID != 0:
 		from = `segment_members m JOIN recipients r ON r.id = m.recipient_id AND m.segment_id = ?`
 		args = append(args, segmentID)
+	default:
+		from = `recipients r`
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO deliveries (update_id, channel, recipient_id, state, message_id, thread_ref)
-		SELECT ?, 'email', r.id, 'queued', ? || r.id || ?, `+threadRef+` FROM `+from, args...)
+		SELECT ?, ?, r.id, 'queued', ? || r.id || ?, `+threadRef+` FROM `+from, args...)
 	if err != nil {
-		return 0, fmt.Errorf("queue email deliveries: %w", err)
+		return 0, fmt.Errorf("queue %s deliveries: %w", channel, err)
 	}
 	n, _ := res.RowsAffected()
 	return int(n), nil

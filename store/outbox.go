@@ -148,8 +148,15 @@ func (s *DB) ClaimBatch(ctx context.Context, channel, owner string, size int, le
 }
 
 func loadBatchRecipients(ctx context.Context, tx *sql.Tx, b *Batch) error {
-	rows, err := tx.QueryContext(ctx, `SELECT r.id, r.email, r.name, r.locale, r.attrs, d.message_id, d.thread_ref
-		FROM deliveries d JOIN recipients r ON r.id = d.recipient_id
+	who := `recipients r`
+	cols := `r.id, r.email, r.name, r.locale, r.attrs`
+	if b.Channel == ChannelSubscribers {
+		// A subscriber who unsubscribed since the publish is no longer there
+		// and is not sent to.
+		who, cols = `subscribers r`, `r.id, r.email, '', '', '{}'`
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+cols+`, d.message_id, d.thread_ref
+		FROM deliveries d JOIN `+who+` ON r.id = d.recipient_id
 		WHERE d.update_id = ? AND d.channel = ? AND d.recipient_id BETWEEN ? AND ? ORDER BY d.recipient_id`,
 		b.UpdateID, b.Channel, b.First, b.Last)
 	if err != nil {
@@ -504,4 +511,25 @@ func (s *DB) UnfinishedJobs(ctx context.Context, updateID int64) (int, error) {
 		return 0, fmt.Errorf("count unfinished jobs: %w", err)
 	}
 	return n, nil
+}
+
+// MarkPostRetracted records that a post was taken down at the provider.
+func (s *DB) MarkPostRetracted(ctx context.Context, postID int64, actor string) error {
+	err := s.tx(ctx, func(tx *sql.Tx, now int64) error {
+		var channel, external string
+		var updateID int64
+		if err := tx.QueryRowContext(ctx, `SELECT channel, external_id, update_id FROM posts WHERE id = ?`, postID).
+			Scan(&channel, &external, &updateID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE posts SET state = 'retracted', retracted_at = ? WHERE id = ?`, now, postID); err != nil {
+			return err
+		}
+		detail, _ := json.Marshal(map[string]any{"post": postID, "external_id": external, "update_id": updateID})
+		return audit(ctx, tx, now, actor, "retract", channel+" "+external, detail)
+	})
+	if err != nil {
+		return fmt.Errorf("mark post %d retracted: %w", postID, err)
+	}
+	return nil
 }

@@ -72,7 +72,7 @@ func (s *DB) countChannel(ctx context.Context, p *ChannelProgress) error {
 		}
 		return nil
 	default:
-		q = `SELECT state, count(*) FROM deliveries WHERE update_id = ? AND channel = ? GROUP BY state`
+		return s.countBatches(ctx, p)
 	}
 	rows, err := s.db.QueryContext(ctx, q, p.UpdateID, p.Channel)
 	if err != nil {
@@ -88,31 +88,46 @@ func (s *DB) countChannel(ctx context.Context, p *ChannelProgress) error {
 		switch state {
 		case "queued":
 			p.Queued += n
-		case "inflight":
-			p.Inflight += n
 		case "sent", "retracted":
 			p.Sent += n
 		case "failed":
 			p.Failed += n
 		}
 	}
+	return rows.Err()
+}
+
+// countBatches counts a recipient channel from its batches, which partition
+// the recipients handed out so far: cheap while a million-recipient fan-out
+// is being watched. A batch waiting for its retry counts as queued.
+func (s *DB) countBatches(ctx context.Context, p *ChannelProgress) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT state, COALESCE(SUM(size), 0), COALESCE(SUM(CASE WHEN recovered > 0 THEN size END), 0)
+		FROM batches WHERE update_id = ? AND channel = ? GROUP BY state`, p.UpdateID, p.Channel)
+	if err != nil {
+		return fmt.Errorf("count %s of update %d: %w", p.Channel, p.UpdateID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var state string
+		var n, recovered int
+		if err := rows.Scan(&state, &n, &recovered); err != nil {
+			return err
+		}
+		p.Recovered += recovered
+		switch state {
+		case "sent":
+			p.Sent += n
+		case "failed":
+			p.Failed += n
+		case "inflight":
+			p.Inflight += n
+		}
+	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	if p.Channel == "twitter" || p.Channel == "facebook" {
-		return nil
-	}
-	// Rows stay queued while their batch is in flight: split those out, and
-	// count batches waiting for a retry as queued (nobody holds them).
-	var inflight int
-	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(size), 0) FROM batches WHERE update_id = ? AND channel = ?
-		AND state = 'inflight'`, p.UpdateID, p.Channel).Scan(&inflight); err != nil {
-		return fmt.Errorf("count batches in flight: %w", err)
-	}
-	p.Queued -= inflight
-	p.Inflight += inflight
-	return s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(size), 0) FROM batches WHERE update_id = ? AND channel = ?
-		AND recovered > 0`, p.UpdateID, p.Channel).Scan(&p.Recovered)
+	p.Queued = p.Total - p.Sent - p.Failed - p.Inflight
+	return nil
 }
 
 // LedgerBatch is one provider request as the ledger records it.

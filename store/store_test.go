@@ -513,3 +513,77 @@ func TestCursorsSurviveReopening(t *testing.T) {
 		t.Fatalf("cursor %q", v)
 	}
 }
+
+func TestSubscribersGetTheStatusStreamUnlessTheyGetTheNoticeItself(t *testing.T) {
+	db, c := open(t)
+	ctx := context.Background()
+	importN(t, db, "", 0, 2) // user1, user2 are affected
+	add := func(email, incident string, confirm bool) {
+		s, err := db.AddSubscriber(ctx, email, incident, c.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if confirm {
+			if err := db.ConfirmSubscriber(ctx, s.ID, c.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	add("watcher@example.org", "", true)
+	add("follower@example.org", "db-leak", true)
+	add("other@example.org", "other-incident", true)
+	add("lazy@example.org", "", false)
+	add("user1@example.com", "", true) // affected: gets the notice, not the stream
+	n := notice("db-leak", breachcast.Investigating, "email", "status")
+	res, err := db.Publish(ctx, &store.Publication{Notice: n, Email: []byte("{}"), SubscriberEmail: []byte("{}"), MessageIDDomain: "example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Subscribers != 2 {
+		t.Fatalf("queued %d subscriber mails, want 2", res.Subscribers)
+	}
+	b, err := db.ClaimBatch(ctx, store.ChannelSubscribers, "w", 100, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range b.Recipients {
+		got = append(got, r.Email)
+		if !strings.Contains(r.MessageID, ".s") {
+			t.Errorf("subscriber message id %q", r.MessageID)
+		}
+	}
+	if strings.Join(got, ",") != "watcher@example.org,follower@example.org" {
+		t.Fatalf("stream goes to %v", got)
+	}
+	// An unsubscribe after the publish stops the mail.
+	all, _ := db.ConfirmedSubscribers(ctx, "db-leak")
+	if len(all) != 3 {
+		t.Fatalf("confirmed followers of db-leak: %d", len(all))
+	}
+}
+
+func TestThePublicTimelineShowsOnlyUpdatesOnTheStatusPage(t *testing.T) {
+	db, _ := open(t)
+	ctx := context.Background()
+	importN(t, db, "", 0, 1)
+	publish(t, db, notice("db-leak", breachcast.Investigating, "status"))
+	publish(t, db, notice("db-leak", breachcast.Identified, "email")) // email only
+	if v, _ := db.PublicVersion(ctx); v != 0 {
+		t.Fatalf("version %d before anything went up", v)
+	}
+	j, err := db.ClaimJob(ctx, "status", "w", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.MarkPublic(ctx, j, "w")
+	v, _ := db.PublicVersion(ctx)
+	incs, err := db.PublicIncidents(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != j.UpdateID || len(incs) != 1 || len(incs[0].Updates) != 1 || incs[0].Status != breachcast.Investigating ||
+		incs[0].Updates[0].ReplyToken != "" {
+		t.Fatalf("version %d, %+v", v, incs)
+	}
+}
