@@ -74,22 +74,22 @@ type EmailIdentity struct {
 
 // Config configures an Engine. Zero values get sane defaults.
 type Config struct {
-	Owner        string        // worker identity; default host:pid:random
-	Lease        time.Duration // how long claimed work stays ours without renewal; default 30s
-	Idle         time.Duration // wait when no work is due; default 250ms
-	PauseCheck   time.Duration // how often the kill switch is read; default 200ms
-	BackoffBase  time.Duration // first retry delay; default 2s
-	BackoffMax   time.Duration // longest retry delay; default 10m
-	SendTimeout  time.Duration // one provider call, including a graceful finish at shutdown; default 60s
-	Channels     map[string]ChannelConfig
-	Email        EmailIdentity
-	IncidentURL  func(slug string) string // status page link of an incident
-	DecodeEmail  DecodeEmail
-	OnPublic     func(updateID int64) // called after an update went up on the status page
+	Owner       string        // worker identity; default host:pid:random
+	Lease       time.Duration // how long claimed work stays ours without renewal; default 30s
+	Idle        time.Duration // wait when no work is due; default 250ms
+	PauseCheck  time.Duration // how often the kill switch is read; default 200ms
+	BackoffBase time.Duration // first retry delay; default 2s
+	BackoffMax  time.Duration // longest retry delay; default 10m
+	SendTimeout time.Duration // one provider call, including a graceful finish at shutdown; default 60s
+	Channels    map[string]ChannelConfig
+	Email       EmailIdentity
+	IncidentURL func(slug string) string // status page link of an incident
+	DecodeEmail DecodeEmail
+	OnPublic    func(updateID int64) // called after an update went up on the status page
 	// Unsubscribe gives, for an opt-in status subscriber, the one-click
 	// unsubscribe link and the List-Unsubscribe headers (RFC 8058) its email
 	// must carry. Without it the subscription stream is not sent.
-	Unsubscribe func(subscriberID int64) (url string, headers map[string]string, err error)
+	Unsubscribe  func(subscriberID int64) (url string, headers map[string]string, err error)
 	Logger       *slog.Logger
 	Now          func() time.Time
 	Sleep        func(ctx context.Context, d time.Duration) // for tests; default waits on a timer

@@ -43,10 +43,10 @@ type Publication struct {
 
 // PublishResult says what a publish queued.
 type PublishResult struct {
-	Update     *breachcast.Update
+	Update      *breachcast.Update
 	Recipients  int            // email deliveries queued
 	Subscribers int            // subscriber deliveries queued
-	Jobs       map[string]int // channel -> job id
+	Jobs        map[string]int // channel -> job id
 }
 
 // Publish records a new update of the notice's incident (creating the

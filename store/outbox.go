@@ -24,8 +24,8 @@ type Batch struct {
 	JobID      int64
 	UpdateID   int64
 	Channel    string
-	Attempts   int  // including this one
-	Recovered  bool // in flight when its previous worker vanished: these recipients may get it twice
+	Attempts   int   // including this one
+	Recovered  bool  // in flight when its previous worker vanished: these recipients may get it twice
 	First      int64 // recipient ids in [First, Last]
 	Last       int64
 	Recipients []BatchRecipient
