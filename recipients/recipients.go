@@ -119,6 +119,7 @@ type ProblemsError struct {
 	Report *Report
 }
 
+// Error says how many rows have problems and what to do about them.
 func (e *ProblemsError) Error() string {
 	return fmt.Sprintf("%s: %d of %d rows have problems; nothing was imported (fix them, or import only the valid rows with --skip-invalid)",
 		e.Report.File, e.Report.Invalid(), e.Report.Rows)

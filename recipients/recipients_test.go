@@ -89,6 +89,8 @@ func TestEveryKindOfBadRowIsReportedWithItsSpreadsheetRow(t *testing.T) {
 			`row 2: plan: is 1025 bytes long; at most 1024 are accepted`},
 		{"stray quote", "email,name\nann@example.com,Ann \"the\" Admin\n",
 			`row 2: a " in an unquoted value near character 21 of the line (quote the whole value and double the ")`},
+		{"quote in the first value", "email,name\n\"ann\"x@example.com,Ann\nbob@example.com,Bob\n",
+			`row 2: a quoted value is not closed properly (a stray "?)`},
 		{"quote never closed", "email,name\nann@example.com,Ann\nbob@example.com,\"Bob\n",
 			`row 3: a quoted value is not closed properly (a stray "?)`},
 		{"control character", "email,name\nann@example.com,Ann\x07\n",
@@ -165,6 +167,7 @@ func TestFilesThatAreNotRecipientListsAreRefusedWithAClearError(t *testing.T) {
 		{"binary", "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a CSV text file (it holds binary data)"},
 		{"excel workbook", "PK\x03\x04\x14\x00\x06\x00", "looks like an Excel workbook (.xlsx)"},
 		{"UTF-16", "\xff\xfee\x00m\x00a\x00i\x00l\x00", "is UTF-16 text"},
+		{"old Mac line ends", "email,name\rann@example.com,Ann\r", "ends its lines with a lone carriage return"},
 		{"too many columns", manyColumns + "\n", "the header has 51 columns; at most 50 are accepted"},
 		{"header that is no name", "email,2FA enabled\n", `the header of column 2, "2FA enabled", does not make an attribute name (it became "2_fa_enabled"`},
 		{"two headers with one name", "email,Plan,plan\n", `columns 2 ("Plan") and 3 ("plan") are both "plan"`},
@@ -461,4 +464,62 @@ func TestSkippedRowsAreNotImportedAndAttributesReachTheStore(t *testing.T) {
 			t.Errorf("%s: %v", missing, err)
 		}
 	}
+}
+
+// FuzzCheckAndRead feeds arbitrary files through both passes: neither may
+// panic, and the second pass returns exactly the rows the first found
+// valid.
+func FuzzCheckAndRead(f *testing.F) {
+	for _, seed := range []string{
+		"email,name\nann@example.com,Ann\n",
+		"\ufeffemail;locale\r\nann@example.com;en_GB\r\n\"bob\"@x.com;x\r\n",
+		"email,note\nann@example.com,\"two\nlines\"\n\n,\nbob@@example.com,\"x\"y\n",
+		"email\n\"ann@example.com\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(dir, "fuzz.csv")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := recipients.Check(p)
+		if err != nil {
+			return
+		}
+		if rep.Valid > rep.Rows || rep.Valid < 0 {
+			t.Fatalf("rows %d valid %d", rep.Rows, rep.Valid)
+		}
+		for _, pr := range rep.Problems {
+			if pr.Row < 2 {
+				t.Fatalf("problem on row %d: %s", pr.Row, pr)
+			}
+		}
+		rd, err := rep.Open(true)
+		if err != nil {
+			if rep.Valid == 0 {
+				return
+			}
+			t.Fatal(err)
+		}
+		defer rd.Close()
+		n := 0
+		for {
+			r, err := rd.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r == nil {
+				break
+			}
+			if !recipients.ValidEmail(r.Email) {
+				t.Fatalf("read an invalid address %q", r.Email)
+			}
+			n++
+		}
+		if n != rep.Valid {
+			t.Fatalf("read %d, checked %d valid", n, rep.Valid)
+		}
+	})
 }

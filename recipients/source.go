@@ -124,6 +124,9 @@ func (s *source) start(display string) error {
 	} else if len(head) == bufSize {
 		return breachcast.Errorf(breachcast.EINVALID, "%s: the header row is longer than %d KiB; is this a CSV file?", display, bufSize>>10)
 	}
+	if bytes.IndexByte(bytes.TrimSuffix(line, []byte("\r")), '\r') >= 0 {
+		return breachcast.Errorf(breachcast.EINVALID, "%s ends its lines with a lone carriage return (old Mac style); save it as \"CSV UTF-8\"", display)
+	}
 	s.comma = sniffDelimiter(line)
 	s.csv = csv.NewReader(br)
 	s.csv.Comma = s.comma
@@ -217,15 +220,17 @@ func (s *source) next() (rec []string, perr *csv.ParseError, err error) {
 		start := s.csv.InputOffset()
 		s.budget.budget = s.skip + start + MaxRecordBytes + bufSize
 		rec, err = s.csv.Read()
-		line, _ := s.csv.FieldPos(0)
 		if errors.Is(err, errRecordTooLong) {
 			return nil, nil, &tooLongError{row: s.row + 1}
 		}
+		var line int
 		if err != nil {
 			if !errors.As(err, &perr) {
 				return nil, nil, err
 			}
 			line = perr.StartLine
+		} else {
+			line, _ = s.csv.FieldPos(0) // only valid for a whole record
 		}
 		s.row = line - s.extraLines
 		s.noteExtraLines(rec)
