@@ -255,7 +255,9 @@ func (a subscriberStore) ConfirmSubscriber(ctx context.Context, id int64, now ti
 	return a.db.ConfirmSubscriber(ctx, id, now)
 }
 
-func (a subscriberStore) Unsubscribe(ctx context.Context, id int64) error { return a.db.Unsubscribe(ctx, id) }
+func (a subscriberStore) Unsubscribe(ctx context.Context, id int64) error {
+	return a.db.Unsubscribe(ctx, id)
+}
 
 func (a subscriberStore) ConfirmedSubscribers(ctx context.Context, incident string) ([]*status.Subscriber, error) {
 	list, err := a.db.ConfirmedSubscribers(ctx, incident)
