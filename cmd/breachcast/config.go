@@ -76,15 +76,17 @@ type Config struct {
 	} `yaml:"sendgrid"`
 
 	X struct {
-		BaseURL           string  `yaml:"base_url" doc:"X API base URL"`
-		ConsumerKey       Secret  `yaml:"consumer_key" doc:"app API key (OAuth 1.0a consumer key); X is off without it"`
-		ConsumerSecret    Secret  `yaml:"consumer_secret" doc:"app API key secret"`
-		AccessToken       Secret  `yaml:"access_token" doc:"the posting account's access token"`
-		AccessSecret      Secret  `yaml:"access_secret" doc:"the posting account's access token secret"`
-		Username          string  `yaml:"username" doc:"the posting account's @name (optional; read from the API)"`
-		UserID            string  `yaml:"user_id" doc:"the posting account's id (optional; read from the API)"`
-		ReadBudgetPerHour int     `yaml:"read_budget_per_hour" doc:"posts read per hour when collecting replies (X bills reads)"`
-		Rate              float64 `yaml:"rate" doc:"posts per second per process (0: unlimited)"`
+		BaseURL           string   `yaml:"base_url" doc:"X API base URL"`
+		ConsumerKey       Secret   `yaml:"consumer_key" doc:"app API key (OAuth 1.0a consumer key); X is off without it"`
+		ConsumerSecret    Secret   `yaml:"consumer_secret" doc:"app API key secret"`
+		AccessToken       Secret   `yaml:"access_token" doc:"the posting account's access token"`
+		AccessSecret      Secret   `yaml:"access_secret" doc:"the posting account's access token secret"`
+		Username          string   `yaml:"username" doc:"the posting account's @name (optional; read from the API)"`
+		UserID            string   `yaml:"user_id" doc:"the posting account's id (optional; read from the API)"`
+		ReadBudgetPerHour int      `yaml:"read_budget_per_hour" doc:"posts read per hour when collecting replies (X bills reads)"`
+		PollMin           Duration `yaml:"poll_min" doc:"shortest wait between reply polls (after new replies)"`
+		PollMax           Duration `yaml:"poll_max" doc:"longest wait between reply polls (the wait doubles while nothing new arrives)"`
+		Rate              float64  `yaml:"rate" doc:"posts per second per process (0: unlimited)"`
 	} `yaml:"x"`
 
 	Facebook struct {
@@ -128,6 +130,8 @@ func defaults() *Config {
 	c.SendGrid.BatchSize = 1000
 	c.X.BaseURL = "https://api.x.com"
 	c.X.ReadBudgetPerHour = 600
+	c.X.PollMin = Duration(30 * time.Second)
+	c.X.PollMax = Duration(15 * time.Minute)
 	c.Facebook.BaseURL = "https://graph.facebook.com"
 	c.Facebook.Mode = "post"
 	c.Facebook.RetractMode = "hide"
@@ -278,6 +282,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := time.LoadLocation(c.Status.TimeZone); err != nil {
 		add("status.time_zone: %q is not a time zone", c.Status.TimeZone)
+	}
+	if c.X.PollMin <= 0 || c.X.PollMax < c.X.PollMin {
+		add("x.poll_min, x.poll_max: want 0 < poll_min <= poll_max (have %s, %s)", time.Duration(c.X.PollMin), time.Duration(c.X.PollMax))
 	}
 	if c.Worker.Lease < Duration(time.Second) {
 		add("worker.lease: %s is too short (at least 1s)", time.Duration(c.Worker.Lease))

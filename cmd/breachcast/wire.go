@@ -81,7 +81,8 @@ func (s *system) wireChannels() error {
 		s.x, err = twitter.New(twitter.Config{BaseURL: c.X.BaseURL, ConsumerKey: string(c.X.ConsumerKey),
 			ConsumerSecret: string(c.X.ConsumerSecret), AccessToken: string(c.X.AccessToken),
 			AccessSecret: string(c.X.AccessSecret), UserID: c.X.UserID, Username: c.X.Username,
-			ReadBudgetPerHour: c.X.ReadBudgetPerHour, Logger: s.log})
+			ReadBudgetPerHour: c.X.ReadBudgetPerHour, PollMin: time.Duration(c.X.PollMin), PollMax: time.Duration(c.X.PollMax),
+			Logger: s.log})
 		if err != nil {
 			return fmt.Errorf("X channel: %w", err)
 		}
@@ -141,7 +142,7 @@ func (s *system) engine(ctx context.Context, onPublic func(int64)) (*fanout.Engi
 			return nil, err
 		}
 		unsubscribe = func(id int64) (string, map[string]string, error) {
-			u, err := status.UnsubscribeLink(c.PublicURL, secret, id, time.Now(), 0)
+			u, err := status.UnsubscribeLink(c.PublicURL, secret, id, time.Now(), unsubscribeTTL)
 			return u.URL, u.Headers, err
 		}
 	}
@@ -304,3 +305,7 @@ func (s *system) messageIDDomain() string {
 	}
 	return "breachcast.invalid"
 }
+
+// unsubscribeTTL is how long the unsubscribe link of a subscriber's email
+// works (the status page's own default).
+const unsubscribeTTL = 365 * 24 * time.Hour
