@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -142,4 +144,34 @@ func (s *DB) SetCursor(ctx context.Context, name, value string) error {
 		return fmt.Errorf("store cursor %s: %w", name, err)
 	}
 	return nil
+}
+
+// SigningKey returns the random key named name (32 bytes), creating it on
+// first use. It signs low-value tokens (subscription links) when no key is
+// configured, so that every process sharing the store agrees on it. Provider
+// credentials are never kept in the database.
+func (s *DB) SigningKey(ctx context.Context, name string) ([]byte, error) {
+	var key []byte
+	err := s.tx(ctx, func(tx *sql.Tx, now int64) error {
+		var v string
+		err := tx.QueryRowContext(ctx, `SELECT value FROM control WHERE key = ?`, "key:"+name).Scan(&v)
+		if err == nil {
+			key, err = hex.DecodeString(v)
+			return err
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		key = make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO control (key, value, updated_at) VALUES (?, ?, ?)`,
+			"key:"+name, hex.EncodeToString(key), now)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", name, err)
+	}
+	return key, nil
 }
