@@ -319,9 +319,21 @@ func componentStatus(open bool, sev breachcast.Severity) string {
 	return "operational"
 }
 
+// componentLabel is what the page says of a component. The API keeps
+// Statuspage's enum; the page says what it means during a security incident,
+// which need not be an outage.
 var componentLabel = map[string]string{
-	"operational": "Operational", "degraded_performance": "Degraded performance",
-	"partial_outage": "Partial outage", "major_outage": "Major outage",
+	"operational": "Operational", "degraded_performance": "Minor impact",
+	"partial_outage": "Affected", "major_outage": "Critically affected",
+}
+
+// bannerText is the page's headline for the worst open incident: Statuspage's
+// indicator words speak of outages, a breach page speaks of the incident.
+var bannerText = map[breachcast.Severity]string{
+	breachcast.SeverityNone:     "All Systems Operational",
+	breachcast.SeverityMinor:    "Security incident (minor impact)",
+	breachcast.SeverityMajor:    "Security incident",
+	breachcast.SeverityCritical: "Critical security incident",
 }
 
 // build renders every public resource for incs at version v.
@@ -356,7 +368,7 @@ func (s *Server) buildLive(incs []*breachcast.Incident, v int64, o renderOpts) (
 	}
 	site := s.site(o)
 	sev, open := worst(views)
-	overall := overallView{Indicator: string(sev), Description: indicatorText[sev], Open: open}
+	overall := overallView{Indicator: string(sev), Description: bannerText[sev], Open: open}
 	if open > 0 && sev == breachcast.SeverityNone {
 		overall.Description = "Incident under way"
 	}

@@ -74,7 +74,7 @@ func TestIndexPinsOpenIncidentsWithTimelineAndChanges(t *testing.T) {
 		`<a class="skip" href="#main">Skip to content</a>`,
 		`<main id="main"`,
 		`<h1>Acme Status</h1>`,
-		`Major System Outage`,
+		`Critical security incident`,
 		`id="incident-breach-2026"`,
 		`<span class="badge badge-identified">Identified</span>`,
 		`<time datetime="2026-03-14T10:00:00Z">Mar 14, 2026 10:00 UTC</time>`,
