@@ -2,7 +2,6 @@ package fanout
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -14,32 +13,16 @@ import (
 // emailWorker sends batches of one email channel: the breach notice
 // (email) or the opt-in subscription stream (subscribers).
 func (e *Engine) emailWorker(ctx context.Context, ch string, c ChannelConfig) {
-	for ctx.Err() == nil {
-		if e.paused.Load() {
-			e.idle(ctx)
-			continue
-		}
-		b, err := e.store.ClaimBatch(ctx, ch, e.cfg.Owner, c.BatchSize, e.cfg.Lease)
-		switch {
-		case errors.Is(err, store.ErrNoWork):
-			e.idle(ctx)
-			continue
-		case errors.Is(err, store.ErrPaused):
-			e.paused.Store(true)
-			continue
-		case err != nil:
-			if ctx.Err() == nil {
-				e.log.Error("claim email batch", "err", err)
-				e.idle(ctx)
-			}
-			continue
-		}
+	claim := func(ctx context.Context) (*store.Batch, error) {
+		return e.store.ClaimBatch(ctx, ch, e.cfg.Owner, c.BatchSize, e.cfg.Lease)
+	}
+	workLoop(ctx, e, ch+" batch", claim, func(b *store.Batch) {
 		if b.Recovered {
 			e.log.Warn("re-sending a batch that was in flight when its worker stopped; its recipients may get this email twice",
 				"batch", b.ID, "update", b.UpdateID, "recipients", len(b.Recipients), "attempt", b.Attempts)
 		}
 		e.sendBatch(ctx, b, c)
-	}
+	})
 }
 
 // sendBatch sends one claimed batch and records the outcome. Once claimed,

@@ -318,3 +318,28 @@ func (e *Engine) idle(ctx context.Context) {
 	d := e.cfg.Idle
 	e.cfg.Sleep(ctx, d/2+time.Duration(rand.Int64N(int64(d)+1)))
 }
+
+// workLoop claims work with claim and hands it to work until ctx ends,
+// idling while nothing is due or the kill switch is on.
+func workLoop[T any](ctx context.Context, e *Engine, what string, claim func(context.Context) (T, error), work func(T)) {
+	for ctx.Err() == nil {
+		if e.paused.Load() {
+			e.idle(ctx)
+			continue
+		}
+		item, err := claim(ctx)
+		switch {
+		case errors.Is(err, store.ErrNoWork):
+			e.idle(ctx)
+		case errors.Is(err, store.ErrPaused):
+			e.paused.Store(true)
+		case err != nil:
+			if ctx.Err() == nil {
+				e.log.Error("claim "+what, "err", err)
+				e.idle(ctx)
+			}
+		default:
+			work(item)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package fanout
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/breachcast/breachcast/channels"
@@ -16,28 +15,8 @@ import (
 // a failure mid-thread resumes from the failed post and never repeats one.
 func (e *Engine) postWorker(ctx context.Context, ch string, c ChannelConfig) {
 	pub := e.publishers[ch]
-	for ctx.Err() == nil {
-		if e.paused.Load() {
-			e.idle(ctx)
-			continue
-		}
-		j, err := e.store.ClaimJob(ctx, ch, e.cfg.Owner, e.cfg.Lease)
-		switch {
-		case errors.Is(err, store.ErrNoWork):
-			e.idle(ctx)
-			continue
-		case errors.Is(err, store.ErrPaused):
-			e.paused.Store(true)
-			continue
-		case err != nil:
-			if ctx.Err() == nil {
-				e.log.Error("claim job", "channel", ch, "err", err)
-				e.idle(ctx)
-			}
-			continue
-		}
-		e.runThread(ctx, pub, j, c)
-	}
+	claim := func(ctx context.Context) (*store.Job, error) { return e.store.ClaimJob(ctx, ch, e.cfg.Owner, e.cfg.Lease) }
+	workLoop(ctx, e, ch+" job", claim, func(j *store.Job) { e.runThread(ctx, pub, j, c) })
 }
 
 func (e *Engine) runThread(ctx context.Context, pub channels.Publisher, j *store.Job, c ChannelConfig) {
@@ -116,33 +95,17 @@ func (e *Engine) finish(ctx context.Context, j *store.Job, reason string) {
 
 // statusWorker puts updates on the status page.
 func (e *Engine) statusWorker(ctx context.Context) {
-	for ctx.Err() == nil {
-		if e.paused.Load() {
-			e.idle(ctx)
-			continue
-		}
-		j, err := e.store.ClaimJob(ctx, "status", e.cfg.Owner, e.cfg.Lease)
-		switch {
-		case errors.Is(err, store.ErrNoWork):
-			e.idle(ctx)
-			continue
-		case errors.Is(err, store.ErrPaused):
-			e.paused.Store(true)
-			continue
-		case err != nil:
-			if ctx.Err() == nil {
-				e.log.Error("claim status job", "err", err)
-				e.idle(ctx)
-			}
-			continue
-		}
+	claim := func(ctx context.Context) (*store.Job, error) {
+		return e.store.ClaimJob(ctx, "status", e.cfg.Owner, e.cfg.Lease)
+	}
+	workLoop(ctx, e, "status job", claim, func(j *store.Job) {
 		if err := e.store.MarkPublic(context.WithoutCancel(ctx), j, e.cfg.Owner); err != nil {
 			e.log.Error("publish on status page", "update", j.UpdateID, "err", err)
-			continue
+			return
 		}
 		e.log.Info("on the status page", "incident", j.Incident, "update", j.Seq)
 		if e.cfg.OnPublic != nil {
 			e.cfg.OnPublic(j.UpdateID)
 		}
-	}
+	})
 }
