@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,6 +149,14 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	env.fb.SetWebhookURL(publicURL + "/webhooks/facebook")
+	drillLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	drill := &http.Server{Handler: env.drillHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go drill.Serve(drillLn)
+	defer drill.Close()
+	drillURL := "http://" + drillLn.Addr().String()
 
 	fmt.Fprintf(out, `
 breachcast demo: a rehearsal. Nothing leaves this machine.
@@ -163,8 +172,14 @@ In another terminal, everything works against this rehearsal:
   breachcast pause          # the kill switch; then: breachcast resume
   breachcast publish %s
 
+Drill provider failures while it runs (then watch retries, waits and the status output):
+  curl -X POST '%s/sendgrid?ratelimit=5&window=1m'   # or ?fail=3&status=503, ?latency=2s
+  curl -X POST '%s/x?ratelimit=1h'                    # or ?fail=2&status=503
+  curl -X POST '%s/facebook?expire-token=1'           # or ?fail=2, ?ratelimit=3&regain=10m
+  curl -X POST '%s/clear'
+
 `, publicURL, env.sgURL, env.xURL, env.fbURL, env.dir, env.config, "acme-2026-11-customer-data",
-		filepath.Join(env.dir, "3-resolved.md"))
+		filepath.Join(env.dir, "3-resolved.md"), drillURL, drillURL, drillURL, drillURL)
 
 	if err := demoPublish(ctx, a, s, filepath.Join(env.dir, "1-investigating.md"), out); err != nil {
 		return err

@@ -60,7 +60,7 @@ type command struct {
 func commands() []*command {
 	return []*command{
 		demoCommand(), serveCommand(), publishCommand(), previewCommand(), statusCommand(),
-		pauseCommand(), resumeCommand(), recipientsCommand(), channelsCommand(), retractCommand(),
+		pauseCommand(), resumeCommand(), recipientsCommand(), repliesCommand(), channelsCommand(), retractCommand(),
 		auditCommand(), configCommand(), versionCommand(),
 	}
 }

@@ -152,18 +152,24 @@ func deliver(ctx context.Context, a *app, s *system, u *breachcast.Update) error
 
 	tty := isTerminal(a.stdout)
 	bar := newProgress(a.stdout, tty)
-	tick := 500 * time.Millisecond
+	// Look often, so a small fan-out returns at once; draw less often when
+	// the output is a log rather than a terminal.
+	every := 500 * time.Millisecond
 	if !tty {
-		tick = 2 * time.Second
+		every = 2 * time.Second
 	}
-	t := time.NewTicker(tick)
+	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
+	var drawn time.Time
 	for {
 		ps, err := s.db.Progress(context.WithoutCancel(ctx), u.ID)
 		if err != nil {
 			return err
 		}
-		bar.draw(ps)
+		if time.Since(drawn) >= every {
+			bar.draw(ps)
+			drawn = time.Now()
+		}
 		verdict, msg := settle(ps, time.Now())
 		switch verdict {
 		case settledDone:

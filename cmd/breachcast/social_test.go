@@ -60,6 +60,10 @@ func TestRepliesFromXAndFacebookLandWithTheirIncidentAndUpdate(t *testing.T) {
 	if fb := byChannel["facebook"]; fb == nil || fb.Text != "Was my card data exposed?" || fb.AuthorName != "Jane Customer" {
 		t.Fatalf("Facebook comment: %+v", fb)
 	}
+	listed := r.must("replies", "db-leak")
+	if !strings.Contains(listed, "change my password") || !strings.Contains(listed, "Was my card data exposed?") {
+		t.Fatalf("breachcast replies:\n%s", listed)
+	}
 	// A forged webhook stores nothing.
 	resp, err := http.Post(srv.url+"/webhooks/facebook", "application/json",
 		strings.NewReader(`{"object":"page","entry":[{"id":"1","time":1,"changes":[{"field":"feed","value":{"item":"comment","verb":"add","comment_id":"999_1","post_id":"`+page[0].ID+`","message":"forged"}}]}]}`))

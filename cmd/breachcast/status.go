@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -328,6 +329,75 @@ Options:
 			if failed > 0 {
 				return fmt.Errorf("%d of %d posts could not be retracted", failed, done+failed)
 			}
+			return nil
+		},
+	}
+}
+
+func repliesCommand() *command {
+	return &command{
+		name:    "replies",
+		summary: "list the customer replies collected for an incident (X, Facebook, email)",
+		usage:   "INCIDENT [--json]",
+		help: `
+Lists every reply collected for an incident, oldest first: X replies and
+mentions (polled), Facebook comments (webhook or polled) and email replies, each
+with its channel, author, time, the update it answers and its state (edited,
+hidden, removed by its author). 'breachcast serve' collects them.
+
+Options:
+  --json   one JSON object per line`,
+		run: func(ctx context.Context, a *app, args []string) error {
+			fs := flags("replies")
+			asJSON := fs.Bool("json", false, "")
+			pos, err := parse(fs, args)
+			if err != nil {
+				return err
+			}
+			if len(pos) != 1 {
+				return usagef("want one incident")
+			}
+			db, _, err := a.openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			inc, err := db.Incident(ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			seq := map[int64]int{}
+			for _, u := range inc.Updates {
+				seq[u.ID] = u.Seq
+			}
+			replies, err := db.Replies(ctx, inc.Slug)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				enc := json.NewEncoder(a.stdout)
+				for _, r := range replies {
+					if err := enc.Encode(map[string]any{"channel": r.Channel, "id": r.ExternalID, "author": r.AuthorName,
+						"author_id": r.AuthorID, "text": r.Text, "in_reply_to": r.InReplyTo, "created_at": r.CreatedAt,
+						"update": seq[r.UpdateID], "state": r.Action}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			if len(replies) == 0 {
+				fmt.Fprintf(a.stdout, "No replies to %s yet.\n", inc.Slug)
+				return nil
+			}
+			for _, r := range replies {
+				state := ""
+				if r.Action != breachcast.ReplyAdded {
+					state = " [" + string(r.Action) + "]"
+				}
+				fmt.Fprintf(a.stdout, "%s  %-8s update %d  %s%s\n    %s\n", r.CreatedAt.Local().Format("2006-01-02 15:04"), r.Channel,
+					seq[r.UpdateID], r.AuthorName, state, strings.ReplaceAll(strings.TrimSpace(r.Text), "\n", "\n    "))
+			}
+			fmt.Fprintf(a.stderr, "%d replies.\n", len(replies))
 			return nil
 		},
 	}
