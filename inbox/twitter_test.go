@@ -35,9 +35,8 @@ const (
 
 func newX(t *testing.T, clk *clock) *xEnv {
 	t.Helper()
-	v := conformance.MustLoad(t, conformance.XSpec)
 	emu := xemu.New(xemu.Options{ConsumerKey: xConsumerKey, ConsumerSecret: xConsumerSecret, AccessToken: xAccessToken,
-		AccessSecret: xAccessSecret, Validator: v.ValidateRequest, Now: clk.Now})
+		AccessSecret: xAccessSecret, Validator: conformance.RequestValidator(t, conformance.XSpec), Now: clk.Now})
 	u, err := emu.Start()
 	if err != nil {
 		t.Fatal(err)

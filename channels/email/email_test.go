@@ -45,8 +45,7 @@ func (c *clock) Now() time.Time {
 // conform.
 func emulator(t *testing.T, o sgemu.Options) (*sgemu.Server, string) {
 	t.Helper()
-	spec := conformance.MustLoad(t, conformance.SendGridMailSpec)
-	o.Validator = spec.ValidateRequest
+	o.Validator = conformance.RequestValidator(t, conformance.SendGridMailSpec)
 	if o.Keys == nil {
 		o.Keys = map[string][]string{testKey: nil}
 	}

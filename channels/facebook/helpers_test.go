@@ -67,7 +67,10 @@ var (
 // graphSpec loads Meta's Graph API spec once for all tests.
 func graphSpec(t *testing.T) *fbemu.Spec {
 	t.Helper()
-	dir := conformance.Path(t, "facebook/graph_api_specs")
+	dir := conformance.OptionalPath(t, "facebook/graph_api_specs")
+	if dir == "" {
+		return nil // the emulator then accepts only the parameters it implements
+	}
 	specOnce.Do(func() { spec, specErr = fbemu.LoadSpec(dir) })
 	if specErr != nil {
 		t.Fatal(specErr)

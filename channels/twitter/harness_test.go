@@ -68,11 +68,11 @@ type harness struct {
 
 func newHarness(t *testing.T, o xemu.Options) *harness {
 	t.Helper()
-	v := conformance.MustLoad(t, conformance.XSpec)
+	validate := conformance.RequestValidator(t, conformance.XSpec)
 	h := &harness{t: t, clock: &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, logs: &safeBuffer{}}
 	o.ConsumerKey, o.ConsumerSecret = testConsumerKey, testConsumerSecret
 	o.AccessToken, o.AccessSecret = testAccessToken, testAccessSecret
-	o.Validator = v.ValidateRequest
+	o.Validator = validate
 	o.Now = h.clock.Now
 	h.emu = xemu.New(o)
 	u, err := h.emu.Start()

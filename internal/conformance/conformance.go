@@ -133,3 +133,27 @@ func (v *Validator) ValidateRequest(r *http.Request, body []byte) error {
 	}
 	return nil
 }
+
+// RequestValidator returns the spec rel's request check for an emulator's
+// Validator option. Where the conformance data is absent it logs that and
+// returns nil (no check), so end-to-end tests still run; a spec that is
+// there but does not load fails the test.
+func RequestValidator(t testing.TB, rel string) func(*http.Request, []byte) error {
+	t.Helper()
+	if Dir() == "" {
+		t.Logf("conformance data not found: requests are not checked against %s", rel)
+		return nil
+	}
+	return MustLoad(t, rel).ValidateRequest
+}
+
+// OptionalPath is Path without the skip: "" where the data is absent.
+func OptionalPath(t testing.TB, rel string) string {
+	t.Helper()
+	d := Dir()
+	if d == "" {
+		t.Logf("conformance data not found: %s not used", rel)
+		return ""
+	}
+	return filepath.Join(d, rel)
+}
