@@ -15,7 +15,9 @@ import (
 // a failure mid-thread resumes from the failed post and never repeats one.
 func (e *Engine) postWorker(ctx context.Context, ch string, c ChannelConfig) {
 	pub := e.publishers[ch]
-	claim := func(ctx context.Context) (*store.Job, error) { return e.store.ClaimJob(ctx, ch, e.cfg.Owner, e.cfg.Lease) }
+	claim := func(ctx context.Context) (*store.Job, error) {
+		return e.store.ClaimJob(ctx, ch, e.cfg.Owner, e.cfg.Lease)
+	}
 	workLoop(ctx, e, ch+" job", claim, func(j *store.Job) { e.runThread(ctx, pub, j, c) })
 }
 
