@@ -36,6 +36,13 @@ func (d *demoEnv) drillHandler() http.Handler {
 		}
 		return n, nil
 	}
+	// fail reads fail=N&status=S (default one request, HTTP 503).
+	fail := func(r *http.Request) (n, status int, err error) {
+		if n, err = num(r, "fail", 1); err == nil {
+			status, err = num(r, "status", 503)
+		}
+		return n, status, err
+	}
 	dur := func(r *http.Request, key string) (time.Duration, error) {
 		v := r.URL.Query().Get(key)
 		d, err := time.ParseDuration(v)
@@ -59,11 +66,7 @@ func (d *demoEnv) drillHandler() http.Handler {
 		q := r.URL.Query()
 		switch {
 		case q.Has("fail"):
-			n, err := num(r, "fail", 1)
-			if err != nil {
-				return "", err
-			}
-			status, err := num(r, "status", 503)
+			n, status, err := fail(r)
 			if err != nil {
 				return "", err
 			}
@@ -94,11 +97,7 @@ func (d *demoEnv) drillHandler() http.Handler {
 		q := r.URL.Query()
 		switch {
 		case q.Has("fail"):
-			n, err := num(r, "fail", 1)
-			if err != nil {
-				return "", err
-			}
-			status, err := num(r, "status", 503)
+			n, status, err := fail(r)
 			if err != nil {
 				return "", err
 			}
