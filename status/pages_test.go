@@ -354,3 +354,25 @@ func TestBasePathFromPublicURL(t *testing.T) {
 		t.Error("subscriptions are off, yet the form is shown")
 	}
 }
+
+func TestASnapshotIsRenderedOncePerPublishEvenWhenRefreshAndThePollBothSeeIt(t *testing.T) {
+	e := newEnv(t, nil)
+	e.src.publish("breach-2026", "Unauthorised access", breachcast.Investigating, breachcast.SeverityMajor, "We are looking.", t0)
+	if err := e.srv.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Run's first poll sees the same version an in-process Refresh already
+	// rendered, and a second Refresh comes in for the same publish.
+	if err := e.srv.refreshIfChanged(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.src.mu.Lock()
+	calls := e.src.calls
+	e.src.mu.Unlock()
+	if calls != 1 {
+		t.Fatalf("the site was read and rendered %d times for one publish", calls)
+	}
+}

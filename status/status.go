@@ -366,10 +366,15 @@ func (s *Server) Refresh(ctx context.Context) error {
 }
 
 // rebuild renders a snapshot at version v, swaps it in and broadcasts the
-// incidents that gained updates.
+// incidents that gained updates. A snapshot already at v is kept: an
+// in-process publish calls Refresh while Run's poll may see the same new
+// version, and the site must be rendered once per publish, not twice.
 func (s *Server) rebuild(ctx context.Context, v int64) error {
 	s.buildMu.Lock()
 	defer s.buildMu.Unlock()
+	if cur := s.snap.Load(); cur != nil && cur.version == v {
+		return nil
+	}
 	incs, err := s.src.PublicIncidents(ctx)
 	if err != nil {
 		return fmt.Errorf("status: public incidents: %w", err)
