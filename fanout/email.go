@@ -37,7 +37,7 @@ func (e *Engine) sendBatch(ctx context.Context, b *store.Batch, c ChannelConfig)
 	}
 	if e.paused.Load() || ctx.Err() != nil {
 		// Not sent: hand it back as it was, to go out on resume or restart.
-		if err := e.store.RetryBatch(bg, b, e.cfg.Owner, e.cfg.Now(), "", false); err != nil {
+		if err := e.store.ReleaseBatch(bg, b, e.cfg.Owner); err != nil {
 			e.log.Error("release batch", "batch", b.ID, "err", err)
 		}
 		return

@@ -34,11 +34,13 @@ type Store interface {
 	MarkBatchSent(ctx context.Context, b *store.Batch, owner, providerID string) error
 	RetryBatch(ctx context.Context, b *store.Batch, owner string, next time.Time, reason string, holdJob bool) error
 	FailBatch(ctx context.Context, b *store.Batch, owner, reason string) error
+	ReleaseBatch(ctx context.Context, b *store.Batch, owner string) error
 	ClaimJob(ctx context.Context, channel, owner string, lease time.Duration) (*store.Job, error)
 	RecordPost(ctx context.Context, postID int64, externalID, url, parentID string) error
 	FailPost(ctx context.Context, postID int64, reason string) error
 	RetryJob(ctx context.Context, j *store.Job, owner string, next time.Time, reason string) error
 	FinishJob(ctx context.Context, j *store.Job, owner, reason string) error
+	ReleaseJob(ctx context.Context, j *store.Job, owner string) error
 	MarkPublic(ctx context.Context, j *store.Job, owner string) error
 	RenewLeases(ctx context.Context, owner string, lease time.Duration) error
 	Rendering(ctx context.Context, updateID int64, channel string) ([]byte, error)

@@ -378,6 +378,15 @@ func TestTheKillSwitchStopsSendingWithinASecondAndResumeContinuesWhereItStopped(
 		t.Fatal(err)
 	}
 	eventually(t, "the rest after resume", finished(t, r.db, res.Update.ID))
+	batches, err := r.db.Batches(context.Background(), res.Update.ID, "email", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range batches {
+		if b.Attempts != 1 {
+			t.Fatalf("batch %d took %d attempts: a pause must not count as a try", b.ID, b.Attempts)
+		}
+	}
 	total, distinct, dup := r.mail.sent()
 	if total != 3000 || distinct != 3000 || dup != 0 {
 		t.Fatalf("after resume: %d sent to %d, %d twice (calls while paused: %d)", total, distinct, dup, sentWhilePaused)

@@ -41,7 +41,7 @@ func (e *Engine) runThread(ctx context.Context, pub channels.Publisher, j *store
 			e.cfg.Sleep(ctx, wait)
 		}
 		if e.paused.Load() || ctx.Err() != nil {
-			if err := e.store.RetryJob(bg, j, e.cfg.Owner, e.cfg.Now(), ""); err != nil {
+			if err := e.store.ReleaseJob(bg, j, e.cfg.Owner); err != nil {
 				e.log.Error("release job", "job", j.ID, "err", err)
 			}
 			return

@@ -533,3 +533,44 @@ func (s *DB) MarkPostRetracted(ctx context.Context, postID int64, actor string) 
 	}
 	return nil
 }
+
+// ReleaseBatch hands back a claimed batch that was not sent (the kill switch
+// went on, or the worker is stopping). It goes out again as the same batch;
+// the claim does not count as an attempt and the last error is kept.
+func (s *DB) ReleaseBatch(ctx context.Context, b *Batch, owner string) error {
+	err := s.tx(ctx, func(tx *sql.Tx, now int64) error {
+		r, err := tx.ExecContext(ctx, `UPDATE batches SET state = 'retry', next_at = ?, attempts = attempts - 1, lease_owner = '',
+			lease_until = 0 WHERE id = ? AND lease_owner = ? AND state = 'inflight'`, now, b.ID, owner)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return ErrLeaseLost
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("release batch %d: %w", b.ID, err)
+	}
+	return nil
+}
+
+// ReleaseJob hands back a claimed job whose next post was not attempted;
+// the claim does not count as an attempt and the last error is kept.
+func (s *DB) ReleaseJob(ctx context.Context, j *Job, owner string) error {
+	err := s.tx(ctx, func(tx *sql.Tx, now int64) error {
+		r, err := tx.ExecContext(ctx, `UPDATE jobs SET attempts = attempts - 1, next_at = ?, lease_owner = '', lease_until = 0,
+			updated_at = ? WHERE id = ? AND lease_owner = ?`, now, now, j.ID, owner)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return ErrLeaseLost
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("release job %d: %w", j.ID, err)
+	}
+	return nil
+}

@@ -587,3 +587,33 @@ func TestThePublicTimelineShowsOnlyUpdatesOnTheStatusPage(t *testing.T) {
 		t.Fatalf("version %d, %+v", v, incs)
 	}
 }
+
+func TestReleasedWorkIsNotCountedAsAnAttemptAndKeepsItsError(t *testing.T) {
+	db, c := open(t)
+	ctx := context.Background()
+	importN(t, db, "", 0, 10)
+	publish(t, db, notice("x", breachcast.Investigating, "email", "twitter"))
+	b, _ := db.ClaimBatch(ctx, "email", "w", 10, time.Minute)
+	if err := db.RetryBatch(ctx, b, "w", c.Now(), "HTTP 503", false); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = db.ClaimBatch(ctx, "email", "w", 10, time.Minute) // attempt 2
+	if err := db.ReleaseBatch(ctx, b, "w"); err != nil {     // paused before sending
+		t.Fatal(err)
+	}
+	again, err := db.ClaimBatch(ctx, "email", "w", 10, time.Minute)
+	if err != nil || again.ID != b.ID || again.Attempts != 2 || again.Recovered {
+		t.Fatalf("after a release: %+v %v, want the same batch at attempt 2", again, err)
+	}
+	if p, _ := db.Progress(ctx, b.UpdateID); p[0].LastError != "HTTP 503" {
+		t.Fatalf("the release lost the last error: %+v", p[0])
+	}
+	j, _ := db.ClaimJob(ctx, "twitter", "w", time.Minute)
+	if err := db.ReleaseJob(ctx, j, "w"); err != nil {
+		t.Fatal(err)
+	}
+	j2, err := db.ClaimJob(ctx, "twitter", "w", time.Minute)
+	if err != nil || j2.ID != j.ID || j2.Attempts != 1 {
+		t.Fatalf("after a release: %+v %v, want attempt 1", j2, err)
+	}
+}
