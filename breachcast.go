@@ -160,6 +160,19 @@ const (
 	Failed   DeliveryState = "failed"
 )
 
+// Subscriber is an opt-in subscription to status page updates by email,
+// kept apart from the affected recipients who get the breach notice itself.
+type Subscriber struct {
+	ID          int64
+	Email       string // validated and lower-cased
+	Incident    string // incident slug, or "" for every incident
+	CreatedAt   time.Time
+	ConfirmedAt time.Time // zero until the address owner confirms (double opt-in)
+}
+
+// Confirmed reports whether the subscriber completed the double opt-in.
+func (s *Subscriber) Confirmed() bool { return !s.ConfirmedAt.IsZero() }
+
 // ReplyAction says what happened to a reply at the provider.
 type ReplyAction string
 

@@ -93,12 +93,12 @@ func (f *fakeSource) publish(slug, title string, st breachcast.Status, sev breac
 type fakeSubs struct {
 	mu   sync.Mutex
 	next int64
-	byID map[int64]*Subscriber
+	byID map[int64]*breachcast.Subscriber
 }
 
-func newFakeSubs() *fakeSubs { return &fakeSubs{byID: map[int64]*Subscriber{}} }
+func newFakeSubs() *fakeSubs { return &fakeSubs{byID: map[int64]*breachcast.Subscriber{}} }
 
-func (f *fakeSubs) AddSubscriber(ctx context.Context, email, incident string, now time.Time) (*Subscriber, error) {
+func (f *fakeSubs) AddSubscriber(ctx context.Context, email, incident string, now time.Time) (*breachcast.Subscriber, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, s := range f.byID {
@@ -108,13 +108,13 @@ func (f *fakeSubs) AddSubscriber(ctx context.Context, email, incident string, no
 		}
 	}
 	f.next++
-	s := &Subscriber{ID: f.next, Email: email, Incident: incident, CreatedAt: now}
+	s := &breachcast.Subscriber{ID: f.next, Email: email, Incident: incident, CreatedAt: now}
 	f.byID[s.ID] = s
 	c := *s
 	return &c, nil
 }
 
-func (f *fakeSubs) Subscriber(ctx context.Context, id int64) (*Subscriber, error) {
+func (f *fakeSubs) Subscriber(ctx context.Context, id int64) (*breachcast.Subscriber, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.byID[id]
@@ -145,10 +145,10 @@ func (f *fakeSubs) Unsubscribe(ctx context.Context, id int64) error {
 	return nil
 }
 
-func (f *fakeSubs) ConfirmedSubscribers(ctx context.Context, incident string) ([]*Subscriber, error) {
+func (f *fakeSubs) ConfirmedSubscribers(ctx context.Context, incident string) ([]*breachcast.Subscriber, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []*Subscriber
+	var out []*breachcast.Subscriber
 	for _, s := range f.byID {
 		if s.Confirmed() && (s.Incident == "" || s.Incident == incident) {
 			c := *s

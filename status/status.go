@@ -51,18 +51,6 @@ type Source interface {
 	PublicVersion(ctx context.Context) (int64, error)
 }
 
-// Subscriber is one email subscription to status updates.
-type Subscriber struct {
-	ID          int64
-	Email       string
-	Incident    string // incident slug, or "" for every incident
-	CreatedAt   time.Time
-	ConfirmedAt time.Time // zero until the address owner confirms
-}
-
-// Confirmed reports whether the subscriber completed the double opt-in.
-func (s *Subscriber) Confirmed() bool { return !s.ConfirmedAt.IsZero() }
-
 // Subscribers stores email subscriptions. IDs must never be reused (a
 // deleted subscriber's old links must not unsubscribe a new one), so a SQL
 // implementation uses an AUTOINCREMENT key.
@@ -71,10 +59,10 @@ type Subscribers interface {
 	// validated and lower-cased) to incident ("" for all). Adding an
 	// (email, incident) pair that exists returns the existing subscriber
 	// unchanged, confirmed or not.
-	AddSubscriber(ctx context.Context, email, incident string, now time.Time) (*Subscriber, error)
+	AddSubscriber(ctx context.Context, email, incident string, now time.Time) (*breachcast.Subscriber, error)
 	// Subscriber returns the subscriber with id, or an error with code
 	// breachcast.ENOTFOUND.
-	Subscriber(ctx context.Context, id int64) (*Subscriber, error)
+	Subscriber(ctx context.Context, id int64) (*breachcast.Subscriber, error)
 	// ConfirmSubscriber marks the subscriber confirmed at now. Confirming
 	// twice keeps the first time; an unknown id is breachcast.ENOTFOUND.
 	ConfirmSubscriber(ctx context.Context, id int64, now time.Time) error
@@ -83,7 +71,7 @@ type Subscribers interface {
 	Unsubscribe(ctx context.Context, id int64) error
 	// ConfirmedSubscribers lists the confirmed subscribers who follow
 	// incident: those subscribed to it and those subscribed to everything.
-	ConfirmedSubscribers(ctx context.Context, incident string) ([]*Subscriber, error)
+	ConfirmedSubscribers(ctx context.Context, incident string) ([]*breachcast.Subscriber, error)
 }
 
 // RenderFunc renders the body of a notice as a safe HTML fragment (the

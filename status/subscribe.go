@@ -110,7 +110,7 @@ func UnsubscribeLink(publicURL string, secret []byte, id int64, now time.Time, t
 
 // Unsubscribe returns the one-click unsubscribe link and headers for a
 // confirmed subscriber, valid for the configured UnsubscribeTTL.
-func (s *Server) Unsubscribe(sub *Subscriber) (Unsubscribe, error) {
+func (s *Server) Unsubscribe(sub *breachcast.Subscriber) (Unsubscribe, error) {
 	if len(s.cfg.Secret) < 32 {
 		return Unsubscribe{}, errors.New("unsubscribe link: subscriptions are not configured")
 	}
@@ -218,7 +218,7 @@ Confirm your subscription here (the link works for {{.Hours}} hours):
 If you did not ask for this, ignore this email: nothing will be sent to you.
 `))
 
-func (s *Server) sendConfirmation(ctx context.Context, sub *Subscriber, now time.Time) error {
+func (s *Server) sendConfirmation(ctx context.Context, sub *breachcast.Subscriber, now time.Time) error {
 	link := s.origin + s.base + "/subscribe/confirm?token=" + signToken(s.cfg.Secret, purposeConfirm, sub.ID, now.Add(s.cfg.ConfirmTTL))
 	scope := "status updates about every incident"
 	if sub.Incident != "" {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/breachcast/breachcast"
 )
 
 // post sends a form from the page's own origin (as a browser would).
@@ -274,7 +276,7 @@ func TestSubscriptionsOffMeansNoFormAndNoRoutes(t *testing.T) {
 	}
 	defer srv.Close()
 	srv.Refresh(context.Background())
-	if _, err := srv.Unsubscribe(&Subscriber{ID: 1}); err == nil {
+	if _, err := srv.Unsubscribe(&breachcast.Subscriber{ID: 1}); err == nil {
 		t.Fatal("Unsubscribe worked without a secret")
 	}
 	rec := httptest.NewRecorder()

@@ -10,19 +10,10 @@ import (
 	"github.com/breachcast/breachcast"
 )
 
-// Subscriber is an opt-in subscription to status page updates.
-type Subscriber struct {
-	ID          int64
-	Email       string
-	Incident    string // slug, or "" for every incident
-	CreatedAt   time.Time
-	ConfirmedAt time.Time // zero until confirmed
-}
-
 const subscriberColumns = `id, email, incident, created_at, confirmed_at`
 
-func scanSubscriber(sc interface{ Scan(...any) error }) (*Subscriber, error) {
-	var s Subscriber
+func scanSubscriber(sc interface{ Scan(...any) error }) (*breachcast.Subscriber, error) {
+	var s breachcast.Subscriber
 	var created, confirmed int64
 	if err := sc.Scan(&s.ID, &s.Email, &s.Incident, &created, &confirmed); err != nil {
 		return nil, err
@@ -33,8 +24,8 @@ func scanSubscriber(sc interface{ Scan(...any) error }) (*Subscriber, error) {
 
 // AddSubscriber records an unconfirmed subscription, or returns the existing
 // one for the same address and incident unchanged.
-func (s *DB) AddSubscriber(ctx context.Context, email, incident string, now time.Time) (*Subscriber, error) {
-	var sub *Subscriber
+func (s *DB) AddSubscriber(ctx context.Context, email, incident string, now time.Time) (*breachcast.Subscriber, error) {
+	var sub *breachcast.Subscriber
 	err := s.tx(ctx, func(tx *sql.Tx, _ int64) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO subscribers (email, incident, created_at) VALUES (?, ?, ?)
 			ON CONFLICT (email, incident) DO NOTHING`, email, incident, ms(now)); err != nil {
@@ -52,7 +43,7 @@ func (s *DB) AddSubscriber(ctx context.Context, email, incident string, now time
 }
 
 // Subscriber returns one subscriber.
-func (s *DB) Subscriber(ctx context.Context, id int64) (*Subscriber, error) {
+func (s *DB) Subscriber(ctx context.Context, id int64) (*breachcast.Subscriber, error) {
 	sub, err := scanSubscriber(s.db.QueryRowContext(ctx, `SELECT `+subscriberColumns+` FROM subscribers WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, breachcast.Errorf(breachcast.ENOTFOUND, "no subscriber %d", id)
@@ -96,14 +87,14 @@ func (s *DB) Unsubscribe(ctx context.Context, id int64) error {
 
 // ConfirmedSubscribers lists confirmed subscribers of an incident and of
 // every incident.
-func (s *DB) ConfirmedSubscribers(ctx context.Context, incident string) ([]*Subscriber, error) {
+func (s *DB) ConfirmedSubscribers(ctx context.Context, incident string) ([]*breachcast.Subscriber, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+subscriberColumns+` FROM subscribers
 		WHERE confirmed_at > 0 AND (incident = '' OR incident = ?) ORDER BY id`, incident)
 	if err != nil {
 		return nil, fmt.Errorf("list subscribers: %w", err)
 	}
 	defer rows.Close()
-	var out []*Subscriber
+	var out []*breachcast.Subscriber
 	for rows.Next() {
 		sub, err := scanSubscriber(rows)
 		if err != nil {

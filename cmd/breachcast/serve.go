@@ -13,7 +13,6 @@ import (
 	"github.com/breachcast/breachcast/channels"
 	"github.com/breachcast/breachcast/inbox"
 	"github.com/breachcast/breachcast/status"
-	"github.com/breachcast/breachcast/store"
 )
 
 func serveCommand() *command {
@@ -92,7 +91,7 @@ func (s *system) statusServer(ctx context.Context) (*status.Server, error) {
 	var mailer channels.Mailer
 	var subs status.Subscribers
 	if s.mailer != nil && c.SendGrid.FromEmail != "" {
-		mailer, subs = s.mailer, subscriberStore{s.db}
+		mailer, subs = s.mailer, s.db
 	}
 	var render status.RenderFunc
 	if r, err := s.render(); err == nil {
@@ -226,47 +225,4 @@ func runExport(ctx context.Context, a *app, dir string) error {
 	}
 	fmt.Fprintf(a.stdout, "Wrote the public status site to %s: serve it from any static host (nginx, S3, a CDN).\n", dir)
 	return nil
-}
-
-// subscriberStore adapts the store's subscribers to the status page.
-type subscriberStore struct{ db *store.DB }
-
-func toStatus(s *store.Subscriber) *status.Subscriber {
-	return &status.Subscriber{ID: s.ID, Email: s.Email, Incident: s.Incident, CreatedAt: s.CreatedAt, ConfirmedAt: s.ConfirmedAt}
-}
-
-func (a subscriberStore) AddSubscriber(ctx context.Context, email, incident string, now time.Time) (*status.Subscriber, error) {
-	s, err := a.db.AddSubscriber(ctx, email, incident, now)
-	if err != nil {
-		return nil, err
-	}
-	return toStatus(s), nil
-}
-
-func (a subscriberStore) Subscriber(ctx context.Context, id int64) (*status.Subscriber, error) {
-	s, err := a.db.Subscriber(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return toStatus(s), nil
-}
-
-func (a subscriberStore) ConfirmSubscriber(ctx context.Context, id int64, now time.Time) error {
-	return a.db.ConfirmSubscriber(ctx, id, now)
-}
-
-func (a subscriberStore) Unsubscribe(ctx context.Context, id int64) error {
-	return a.db.Unsubscribe(ctx, id)
-}
-
-func (a subscriberStore) ConfirmedSubscribers(ctx context.Context, incident string) ([]*status.Subscriber, error) {
-	list, err := a.db.ConfirmedSubscribers(ctx, incident)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*status.Subscriber, len(list))
-	for i, s := range list {
-		out[i] = toStatus(s)
-	}
-	return out, nil
 }
