@@ -139,7 +139,7 @@ func (s *DB) Publish(ctx context.Context, p *Publication) (*PublishResult, error
 					updateID, ch, string(p.Email)); err != nil {
 					return fmt.Errorf("store email rendering: %w", err)
 				}
-				count, err := insertEmailDeliveries(ctx, tx, ChannelEmail, incidentID, updateID, segmentID, nonce, p.MessageIDDomain, n.Incident, false)
+				count, err := insertEmailDeliveries(ctx, tx, breachcast.ChannelEmail, incidentID, updateID, segmentID, nonce, p.MessageIDDomain, n.Incident, false)
 				if err != nil {
 					return err
 				}
@@ -218,9 +218,6 @@ func (s *DB) Publish(ctx context.Context, p *Publication) (*PublishResult, error
 // ChannelSubscribers is the ledger channel of the opt-in status subscription
 // stream: email, kept apart from the mandatory breach notice.
 const ChannelSubscribers = "subscribers"
-
-// ChannelEmail is the ledger channel of the breach notice email.
-const ChannelEmail = breachcast.ChannelEmail
 
 // insertEmailDeliveries writes the email ledger of an update in one
 // statement: every recipient of the audience (channel email) or every
