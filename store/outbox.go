@@ -459,22 +459,28 @@ func (s *DB) FinishJob(ctx context.Context, j *Job, owner, reason string) error 
 
 func (s *DB) releaseJob(ctx context.Context, j *Job, owner, state string, next time.Time, reason string) error {
 	err := s.tx(ctx, func(tx *sql.Tx, now int64) error {
-		done := int64(0)
-		if state == "done" || state == "failed" {
-			done = now
-		}
-		r, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, next_at = ?, last_error = ?, lease_owner = '', lease_until = 0,
-			done_at = ?, updated_at = ? WHERE id = ? AND lease_owner = ?`, state, ms(next), reason, done, now, j.ID, owner)
-		if err != nil {
-			return err
-		}
-		if n, _ := r.RowsAffected(); n == 0 {
-			return ErrLeaseLost
-		}
-		return nil
+		return setJobTx(ctx, tx, j, owner, state, ms(next), reason, now)
 	})
 	if err != nil {
 		return fmt.Errorf("release job %d: %w", j.ID, err)
+	}
+	return nil
+}
+
+// setJobTx moves a job owner holds to state and gives up the lease; a done
+// or failed job gets its done_at.
+func setJobTx(ctx context.Context, tx *sql.Tx, j *Job, owner, state string, next int64, reason string, now int64) error {
+	done := int64(0)
+	if state == "done" || state == "failed" {
+		done = now
+	}
+	r, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, next_at = ?, last_error = ?, lease_owner = '', lease_until = 0,
+		done_at = ?, updated_at = ? WHERE id = ? AND lease_owner = ?`, state, next, reason, done, now, j.ID, owner)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return ErrLeaseLost
 	}
 	return nil
 }
@@ -485,15 +491,7 @@ func (s *DB) MarkPublic(ctx context.Context, j *Job, owner string) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE updates SET public_at = ? WHERE id = ? AND public_at = 0`, now, j.UpdateID); err != nil {
 			return err
 		}
-		r, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'done', done_at = ?, updated_at = ?, lease_owner = '', lease_until = 0,
-			last_error = '' WHERE id = ? AND lease_owner = ?`, now, now, j.ID, owner)
-		if err != nil {
-			return err
-		}
-		if n, _ := r.RowsAffected(); n == 0 {
-			return ErrLeaseLost
-		}
-		return nil
+		return setJobTx(ctx, tx, j, owner, "done", 0, "", now)
 	})
 	if err != nil {
 		return fmt.Errorf("publish update %d on the status page: %w", j.UpdateID, err)
