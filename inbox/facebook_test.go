@@ -161,11 +161,11 @@ func (e *fbEnv) count(t *testing.T) int {
 func TestFacebookCommentsArriveByWebhookAndFollowEditsAndRemovals(t *testing.T) {
 	e := newFacebook(t)
 	u1 := publishOn(t, e.db, e.client, "db-leak", breachcast.Investigating, "We are investigating unauthorized access.")
-	e.clk.Add(time.Hour)
+	e.clk.Advance(time.Hour)
 	u2 := publishOn(t, e.db, e.client, "db-leak", breachcast.Identified, "We found the cause.")
 	p1, p2 := postIDs(t, e.db, u1, "facebook")[0], postIDs(t, e.db, u2, "facebook")[0]
 
-	e.clk.Add(time.Minute)
+	e.clk.Advance(time.Minute)
 	c1, err := e.emu.AddComment(p1, "", "Dana Whitfield", "Is my card safe?")
 	if err != nil {
 		t.Fatal(err)
@@ -188,11 +188,11 @@ func TestFacebookCommentsArriveByWebhookAndFollowEditsAndRemovals(t *testing.T) 
 		t.Errorf("hook heard %v", got)
 	}
 
-	e.clk.Add(2 * time.Second)
+	e.clk.Advance(2 * time.Second)
 	if err := e.emu.EditComment(c1, "Is my credit card safe?"); err != nil {
 		t.Fatal(err)
 	}
-	e.clk.Add(2 * time.Second)
+	e.clk.Advance(2 * time.Second)
 	if err := e.emu.RemoveComment(c2); err != nil {
 		t.Fatal(err)
 	}
@@ -217,9 +217,9 @@ func TestReplayedWebhooksChangeNothing(t *testing.T) {
 	u := publishOn(t, e.db, e.client, "db-leak", breachcast.Investigating, "We are investigating.")
 	post := postIDs(t, e.db, u, "facebook")[0]
 	c, _ := e.emu.AddComment(post, "", "Dana Whitfield", "v1")
-	e.clk.Add(2 * time.Second)
+	e.clk.Advance(2 * time.Second)
 	_ = e.emu.EditComment(c, "v2")
-	e.clk.Add(2 * time.Second)
+	e.clk.Advance(2 * time.Second)
 	_ = e.emu.EditComment(c, "v3")
 	e.flush(t)
 	deliveries := e.commentDeliveries()

@@ -13,29 +13,14 @@ import (
 	"github.com/breachcast/breachcast"
 	"github.com/breachcast/breachcast/channels"
 	"github.com/breachcast/breachcast/inbox"
+	"github.com/breachcast/breachcast/internal/testclock"
 	"github.com/breachcast/breachcast/store"
 )
 
-// clock is the injected clock shared by the store, the emulators and the
-// clients.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is the tests' settable clock.
+type clock = testclock.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *clock { return testclock.New(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)) }
 
 func openDB(t *testing.T, c *clock) *store.DB {
 	t.Helper()

@@ -204,7 +204,7 @@ func TestThePollerWatchesOpenAndRecentIncidents(t *testing.T) {
 	db := openDB(t, clk)
 	x := newX(t, clk)
 	old := publishOn(t, db, x.client(), "old", breachcast.Resolved, "It is over.")
-	clk.Add(8 * 24 * time.Hour)
+	clk.Advance(8 * 24 * time.Hour)
 	open := publishOn(t, db, x.client(), "open", breachcast.Investigating, "We are looking.")
 	p := &scriptedPoller{}
 	if _, err := inbox.PollOnce(context.Background(), inbox.PollerConfig{Channel: "twitter", Poller: p, Store: db, Now: clk.Now}); err != nil {

@@ -100,14 +100,14 @@ func TestXRepliesAreStoredUnderTheirIncidentAndUpdate(t *testing.T) {
 	x := newX(t, clk)
 	pub := x.client()
 	u1 := publishOn(t, db, pub, "db-leak", breachcast.Investigating, "1/2 We are investigating unauthorized access.", "2/2 More soon.")
-	clk.Add(time.Hour)
+	clk.Advance(time.Hour)
 	u2 := publishOn(t, db, pub, "db-leak", breachcast.Identified, "Update: we found the cause.")
 	first, second := postIDs(t, db, u1, "twitter"), postIDs(t, db, u2, "twitter")
 	if p, _ := x.emu.Lookup(second[0]); p.InReplyToID != first[1] || p.ConversationID != first[0] {
 		t.Fatalf("the update did not continue the thread: %+v", p)
 	}
 
-	clk.Add(time.Minute)
+	clk.Advance(time.Minute)
 	toFirst := x.emu.AddReply(first[0], "dana_kim", "Do I need to change my password?")
 	toUpdate := x.emu.AddReply(second[0], "marco_rossi", "Thanks for the update")
 	nested := x.emu.AddReply(toFirst, "priya_s", "same question")
@@ -183,7 +183,7 @@ func TestARestartNeitherMissesNorRereadsReplies(t *testing.T) {
 	readsBefore := len(x.reads())
 
 	// While breachcast is down, more replies arrive.
-	clk.Add(10 * time.Minute)
+	clk.Advance(10 * time.Minute)
 	b1 := x.emu.AddReply(a1, "priya_s", "second question")
 	b2 := x.emu.AddMention("jules_b", "still waiting")
 	b3 := x.emu.AddReply(root, "sam_ortiz", "third question")

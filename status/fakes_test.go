@@ -16,6 +16,7 @@ import (
 
 	"github.com/breachcast/breachcast"
 	"github.com/breachcast/breachcast/channels"
+	"github.com/breachcast/breachcast/internal/testclock"
 )
 
 // fakeSource is an in-memory Source. Publish appends an update the way the
@@ -181,23 +182,8 @@ func (m *fakeMailer) sent() []*channels.EmailBatch {
 	return slices.Clone(m.batches)
 }
 
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// clock is the tests' settable clock.
+type clock = testclock.Clock
 
 var t0 = time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
 
@@ -229,7 +215,7 @@ func htmlEscape(s string) string {
 
 func newEnv(t *testing.T, tweak func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, src: &fakeSource{}, subs: newFakeSubs(), mail: &fakeMailer{}, clock: &clock{t: t0.Add(time.Hour)}}
+	e := &env{t: t, src: &fakeSource{}, subs: newFakeSubs(), mail: &fakeMailer{}, clock: testclock.New(t0.Add(time.Hour))}
 	e.ts = httptest.NewUnstartedServer(nil)
 	e.url = "http://" + e.ts.Listener.Addr().String()
 	cfg := Config{

@@ -192,7 +192,7 @@ func TestSubscribeFloodIsAnswered429WithBoundedMemory(t *testing.T) {
 		t.Fatalf("flood outcomes %v, want 3 accepted and 47 answered 429", codes)
 	}
 	// The bucket refills with time.
-	e.clock.advance(time.Minute)
+	e.clock.Advance(time.Minute)
 	if resp, _ := e.post("/subscribe", url.Values{"email": {"later@example.com"}}); resp.StatusCode != 200 {
 		t.Fatalf("after a minute: %d", resp.StatusCode)
 	}

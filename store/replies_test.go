@@ -78,7 +78,7 @@ func comment(id, action, text string, at time.Duration) *breachcast.Reply {
 func TestRepliesAreFiledUnderTheUpdateTheyAnswer(t *testing.T) {
 	db, clk := open(t)
 	u1 := postUpdate(t, db, "db-leak", breachcast.Investigating, "twitter", "100", "101")
-	clk.Add(time.Hour)
+	clk.Advance(time.Hour)
 	u2 := postUpdate(t, db, "db-leak", breachcast.Identified, "twitter", "200")
 
 	tests := []struct {
@@ -339,11 +339,11 @@ func TestWatchesArePublishedPostsOfOpenOrRecentIncidents(t *testing.T) {
 	ctx := context.Background()
 	old1 := postUpdate(t, db, "old", breachcast.Investigating, "twitter", "10")
 	postUpdate(t, db, "old", breachcast.Resolved, "twitter", "11")
-	clk.Add(10 * 24 * time.Hour)
+	clk.Advance(10 * 24 * time.Hour)
 	since := clk.Now().Add(-7 * 24 * time.Hour)
 
 	a1 := postUpdate(t, db, "open", breachcast.Investigating, "twitter", "20", "21")
-	clk.Add(time.Hour)
+	clk.Advance(time.Hour)
 	a2 := postUpdate(t, db, "open", breachcast.Identified, "twitter", "", "23") // its first post failed
 	postUpdate(t, db, "open", breachcast.Monitoring, "facebook", "fb1")
 	recent1 := postUpdate(t, db, "recent", breachcast.Resolved, "twitter", "30")

@@ -7,26 +7,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/breachcast/breachcast"
+	"github.com/breachcast/breachcast/internal/testclock"
 	"github.com/breachcast/breachcast/store"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// clock is the tests' settable clock.
+type clock = testclock.Clock
 
 func open(t *testing.T) (*store.DB, *clock) {
 	t.Helper()
@@ -35,7 +25,7 @@ func open(t *testing.T) (*store.DB, *clock) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	c := &clock{t: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC))
 	db.Now = c.Now
 	return db, c
 }
@@ -366,7 +356,7 @@ func TestABatchWhoseWorkerVanishedIsResentAsTheSameBatchAndNamed(t *testing.T) {
 		t.Fatalf("%+v %v", b, err)
 	}
 	db.MarkBatchSent(context.Background(), b, "w2", "x")
-	c.Add(31 * time.Second)
+	c.Advance(31 * time.Second)
 	again, err := db.ClaimBatch(context.Background(), "email", "w2", 10, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -396,11 +386,11 @@ func TestRenewedLeasesAreNotTakenOver(t *testing.T) {
 	importN(t, db, "", 0, 10)
 	publish(t, db, notice("x", breachcast.Investigating, "email"))
 	b, _ := db.ClaimBatch(context.Background(), "email", "slow", 10, 30*time.Second)
-	c.Add(20 * time.Second)
+	c.Advance(20 * time.Second)
 	if err := db.RenewLeases(context.Background(), "slow", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	c.Add(20 * time.Second)
+	c.Advance(20 * time.Second)
 	if _, err := db.ClaimBatch(context.Background(), "email", "other", 10, 30*time.Second); !errors.Is(err, store.ErrNoWork) {
 		t.Fatalf("a renewed batch was taken over: %v", err)
 	}
@@ -428,7 +418,7 @@ func TestARateLimitedBatchHoldsItsJobButNotOtherChannels(t *testing.T) {
 	if p[0].Queued != 20 || !p[0].NextAt.Equal(reset) || p[0].LastError != "HTTP 429" {
 		t.Fatalf("%+v", p[0])
 	}
-	c.Add(time.Hour)
+	c.Advance(time.Hour)
 	again, err := db.ClaimBatch(context.Background(), "email", "w", 10, time.Minute)
 	if err != nil || again.ID != b.ID || again.Recovered {
 		t.Fatalf("%+v %v", again, err)

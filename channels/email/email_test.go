@@ -21,6 +21,7 @@ import (
 	"github.com/breachcast/breachcast/channels/email"
 	"github.com/breachcast/breachcast/emulators/sgemu"
 	"github.com/breachcast/breachcast/internal/conformance"
+	"github.com/breachcast/breachcast/internal/testclock"
 )
 
 // testKey looks like a real key so that a leak would be recognisable.
@@ -28,17 +29,8 @@ const testKey = "SG.k3yID-abcdefghij.S3cr3tPartThatMustNeverLeak-0123456789"
 
 var epoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// clock is a settable test clock shared by the client and the emulator.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
+// clock is the tests' settable clock.
+type clock = testclock.Clock
 
 // emulator starts a SendGrid emulator that checks every mail/send request
 // against SendGrid's official OpenAPI spec; the test fails if one does not
@@ -414,7 +406,7 @@ func rawServer(t *testing.T, serve func(net.Conn)) string {
 }
 
 func TestSendBatchSaysWhetherAndWhenToRetryEveryFailure(t *testing.T) {
-	clk := &clock{t: epoch}
+	clk := testclock.New(epoch)
 	type setup struct {
 		base   string
 		client *http.Client

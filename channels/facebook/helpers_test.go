@@ -16,6 +16,7 @@ import (
 	"github.com/breachcast/breachcast/channels"
 	"github.com/breachcast/breachcast/emulators/fbemu"
 	"github.com/breachcast/breachcast/internal/conformance"
+	"github.com/breachcast/breachcast/internal/testclock"
 )
 
 // Test identities. The token and secret are distinctive so a leak is easy
@@ -31,23 +32,8 @@ const (
 // day is the test clock: a Monday, 24 Nov 2025, 09:00 UTC.
 var day = time.Date(2025, 11, 24, 9, 0, 0, 0, time.UTC)
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// clock is the tests' settable clock.
+type clock = testclock.Clock
 
 // env is a Graph emulator on loopback and a Client pointed at it.
 type env struct {
@@ -80,7 +66,7 @@ func graphSpec(t *testing.T) *fbemu.Spec {
 
 func newEnv(t *testing.T, cfg func(*Config), opts func(*fbemu.Options)) *env {
 	t.Helper()
-	clk := &clock{t: day}
+	clk := testclock.New(day)
 	o := fbemu.Options{
 		AppID: testAppID, AppSecret: testAppSecret, PageID: testPageID, PageName: "Acme Support",
 		PageToken: testPageToken, Now: clk.Now,

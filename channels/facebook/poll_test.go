@@ -28,7 +28,7 @@ func TestPollReadsNewCommentsOnceAcrossARestart(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
-		e.clock.Add(time.Second)
+		e.clock.Advance(time.Second)
 	}
 	watch := []channels.Watch{{IncidentID: 7, UpdateID: 70, Posts: []string{first.ExternalID}}}
 

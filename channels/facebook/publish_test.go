@@ -88,7 +88,7 @@ func TestPublishLaterUpdateInPostModeIsANewPostNamingTheFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Add(26 * time.Hour) // the update comes the next day
+	e.clock.Advance(26 * time.Hour) // the update comes the next day
 	second, err := e.client.Publish(ctx, &channels.Post{Key: "u2", Text: "We have identified the cause.", Link: "https://status.acme.test/i/1", Root: first.ExternalID})
 	if err != nil {
 		t.Fatal(err)

@@ -464,16 +464,16 @@ func TestCustomerCommentsArriveByWebhookFromTheEmulator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Add(time.Minute)
+	e.clock.Advance(time.Minute)
 	c2, err := e.emu.AddComment(first.ExternalID, c1, "Marco Ruiz", "Same question.")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Add(time.Minute)
+	e.clock.Advance(time.Minute)
 	if err := e.emu.EditComment(c1, "Was my card data part of this?"); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.Add(time.Minute)
+	e.clock.Advance(time.Minute)
 	if err := e.emu.RemoveComment(c2); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/breachcast/breachcast/emulators/xemu"
 	"github.com/breachcast/breachcast/internal/conformance"
+	"github.com/breachcast/breachcast/internal/testclock"
 )
 
 // Credentials of the tests; distinctive so a leak is easy to spot.
@@ -20,23 +21,8 @@ const (
 	testAccessSecret   = "as-SECRET-9e4f20"
 )
 
-// clock is the injected clock shared by the emulator and the client.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// clock is the tests' settable clock.
+type clock = testclock.Clock
 
 // safeBuffer collects log output from concurrent writers.
 type safeBuffer struct {
@@ -69,7 +55,7 @@ type harness struct {
 func newHarness(t *testing.T, o xemu.Options) *harness {
 	t.Helper()
 	validate := conformance.RequestValidator(t, conformance.XSpec)
-	h := &harness{t: t, clock: &clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, logs: &safeBuffer{}}
+	h := &harness{t: t, clock: testclock.New(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)), logs: &safeBuffer{}}
 	o.ConsumerKey, o.ConsumerSecret = testConsumerKey, testConsumerSecret
 	o.AccessToken, o.AccessSecret = testAccessToken, testAccessSecret
 	o.Validator = validate

@@ -19,27 +19,13 @@ import (
 
 	"github.com/breachcast/breachcast/emulators/sgemu"
 	"github.com/breachcast/breachcast/internal/conformance"
+	"github.com/breachcast/breachcast/internal/testclock"
 )
 
 const key = "SG.test-key"
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// clock is the tests' settable clock.
+type clock = testclock.Clock
 
 func start(t *testing.T, o sgemu.Options) (*sgemu.Server, string) {
 	t.Helper()
@@ -497,7 +483,7 @@ func TestFailNextAnswersWithSendGridsErrorsThenRecovers(t *testing.T) {
 }
 
 func TestRateLimitsPerWindowWithSendGridsHeaders(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	emu, base := start(t, sgemu.Options{Now: clk.Now})
 	emu.SetRateLimit(2, time.Minute)
 	reset := fmt.Sprint(clk.Now().Add(time.Minute).Unix())
