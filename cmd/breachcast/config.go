@@ -163,7 +163,7 @@ func loadConfig(path string, getenv func(string) string) (*Config, error) {
 			fmt.Fprintf(os.Stderr, "warning: %s holds secrets and is readable by other users (chmod 600 %s)\n", path, path)
 		}
 	}
-	if err := applyEnv(reflect.ValueOf(c).Elem(), "BREACHCAST", getenv); err != nil {
+	if err := applyEnv(c, getenv); err != nil {
 		return nil, err
 	}
 	return c, c.validate()
@@ -174,26 +174,45 @@ func (c *Config) hasSecrets() bool {
 		c.Facebook.AppSecret != "" || c.Facebook.PageToken != ""
 }
 
-// applyEnv sets every field from BREACHCAST_<SECTION>_<KEY>.
-func applyEnv(v reflect.Value, prefix string, getenv func(string) string) error {
-	t := v.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		key := strings.Split(f.Tag.Get("yaml"), ",")[0]
-		name := prefix + "_" + strings.ToUpper(key)
-		fv := v.Field(i)
-		if fv.Kind() == reflect.Struct && fv.Type() != reflect.TypeOf(Duration(0)) {
-			if err := applyEnv(fv, name, getenv); err != nil {
-				return err
+// setting is one leaf of Config: its dotted key, its environment variable,
+// its help and the field itself.
+type setting struct {
+	key, env, doc string
+	field         reflect.Value
+}
+
+// settings lists every leaf setting of c in declaration order. Durations
+// are leaves even though they are not strings.
+func settings(c *Config) []setting {
+	var out []setting
+	var walk func(v reflect.Value, section, env string)
+	walk = func(v reflect.Value, section, env string) {
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			key := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			name := env + "_" + strings.ToUpper(key)
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(Duration(0)) {
+				walk(v.Field(i), section+key+".", name)
+				continue
 			}
-			continue
+			out = append(out, setting{key: section + key, env: name, doc: f.Tag.Get("doc"), field: v.Field(i)})
 		}
-		raw := getenv(name)
-		if raw == "" && fv.Type() == reflect.TypeOf(Secret("")) {
-			if file := getenv(name + "_FILE"); file != "" {
+	}
+	walk(reflect.ValueOf(c).Elem(), "", "BREACHCAST")
+	return out
+}
+
+// applyEnv sets every setting from its BREACHCAST_<SECTION>_<KEY> variable
+// (a secret also from the file named by ..._FILE).
+func applyEnv(c *Config, getenv func(string) string) error {
+	for _, st := range settings(c) {
+		raw := getenv(st.env)
+		if raw == "" && st.field.Type() == reflect.TypeOf(Secret("")) {
+			if file := getenv(st.env + "_FILE"); file != "" {
 				b, err := os.ReadFile(file)
 				if err != nil {
-					return fmt.Errorf("%s_FILE: %w", name, err)
+					return fmt.Errorf("%s_FILE: %w", st.env, err)
 				}
 				raw = strings.TrimSpace(string(b))
 			}
@@ -201,8 +220,8 @@ func applyEnv(v reflect.Value, prefix string, getenv func(string) string) error 
 		if raw == "" {
 			continue
 		}
-		if err := setField(fv, raw); err != nil {
-			return fmt.Errorf("%s: %v", name, err)
+		if err := setField(st.field, raw); err != nil {
+			return fmt.Errorf("%s: %v", st.env, err)
 		}
 	}
 	return nil
@@ -306,18 +325,8 @@ func (c *Config) facebookEnabled() bool {
 // for `breachcast config --help` and the README.
 func settingDocs() [][3]string {
 	var out [][3]string
-	var walk func(t reflect.Type, section, env string)
-	walk = func(t reflect.Type, section, env string) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			key := strings.Split(f.Tag.Get("yaml"), ",")[0]
-			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(Duration(0)) {
-				walk(f.Type, key+".", env+"_"+strings.ToUpper(key))
-				continue
-			}
-			out = append(out, [3]string{section + key, env + "_" + strings.ToUpper(key), f.Tag.Get("doc")})
-		}
+	for _, st := range settings(&Config{}) {
+		out = append(out, [3]string{st.key, st.env, st.doc})
 	}
-	walk(reflect.TypeOf(Config{}), "", "BREACHCAST")
 	return out
 }
