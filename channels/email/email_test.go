@@ -29,9 +29,6 @@ const testKey = "SG.k3yID-abcdefghij.S3cr3tPartThatMustNeverLeak-0123456789"
 
 var epoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// clock is the tests' settable clock.
-type clock = testclock.Clock
-
 // emulator starts a SendGrid emulator that checks every mail/send request
 // against SendGrid's official OpenAPI spec; the test fails if one does not
 // conform.

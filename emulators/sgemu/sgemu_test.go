@@ -24,9 +24,6 @@ import (
 
 const key = "SG.test-key"
 
-// clock is the tests' settable clock.
-type clock = testclock.Clock
-
 func start(t *testing.T, o sgemu.Options) (*sgemu.Server, string) {
 	t.Helper()
 	if o.Keys == nil {
